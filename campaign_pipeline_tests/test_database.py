@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from campaign_pipeline import database
+from campaign_pipeline.settings import Settings
+
+
+def test_embedded_server_is_reused_then_restarted_after_stop(tmp_path):
+    data_dir = tmp_path / "pgdata"
+    first_url = database.start_embedded_server(data_dir)
+    started_at = _postmaster_start_time(first_url)
+
+    assert database.start_embedded_server(data_dir) == first_url
+    assert _postmaster_start_time(first_url) == started_at
+
+    assert database.stop_embedded_server(data_dir) is True
+    assert database.stop_embedded_server(data_dir) is False
+    second_url = database.start_embedded_server(data_dir)
+    assert _postmaster_start_time(second_url) > started_at
+    database.stop_embedded_server(data_dir)
+
+
+def _postmaster_start_time(url: str):
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
+
+
+def test_with_database_and_schemes():
+    url = "postgresql://u:p@db.example:5432/postgres?sslmode=require"
+    assert database.with_database(url, "dagster") == "postgresql://u:p@db.example:5432/dagster?sslmode=require"
+    assert database.sqlalchemy_psycopg2_url(url).startswith("postgresql+psycopg2://u:p@")
+    assert database.libpq_url("postgres+psycopg2://h/db") == "postgresql://h/db"
+
+
+def test_unreachable_external_database_is_one_sentence(tmp_path):
+    settings = Settings.from_env(
+        {
+            "CAMPAIGN_PIPELINE_HOME": str(tmp_path),
+            "CAMPAIGN_PIPELINE_WAREHOUSE_URL": "postgresql://u:hunter2@127.0.0.1:1/warehouse",
+            "CAMPAIGN_PIPELINE_DAGSTER_STORAGE_URL": "postgresql://u:hunter2@127.0.0.1:1/dagster",
+        }
+    )
+    with pytest.raises(database.DatabaseSetupError) as excinfo:
+        database.prepare_databases(settings)
+    message = str(excinfo.value)
+    assert message.startswith("Cannot connect to the PostgreSQL database of CAMPAIGN_PIPELINE_WAREHOUSE_URL")
+    assert "hunter2" not in message
+    assert "u:***@127.0.0.1:1" in message
