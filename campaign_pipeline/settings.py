@@ -28,6 +28,7 @@ ACCOUNTS_FILE = PREFIX + "ACCOUNTS_FILE"
 RATE_LIMIT = PREFIX + "RATE_LIMIT"
 RATE_WINDOW_SECONDS = PREFIX + "RATE_WINDOW_SECONDS"
 SYNC_WORKERS = PREFIX + "SYNC_WORKERS"
+READ_TIMEOUT_SECONDS = PREFIX + "READ_TIMEOUT_SECONDS"
 PARTITION_START_DATE = PREFIX + "PARTITION_START_DATE"
 SCHEDULE_CRON = PREFIX + "SCHEDULE_CRON"
 LOOKBACK_DAYS = PREFIX + "LOOKBACK_DAYS"
@@ -50,6 +51,7 @@ class Settings:
     rate_limit: int
     rate_window_seconds: float
     sync_workers: int
+    read_timeout_seconds: float
     partition_start_date: date
     schedule_cron: str
     lookback_days: int
@@ -69,6 +71,7 @@ class Settings:
             rate_limit=_positive_int(env, RATE_LIMIT, 10),
             rate_window_seconds=_positive_float(env, RATE_WINDOW_SECONDS, 60.0),
             sync_workers=_positive_int(env, SYNC_WORKERS, 8),
+            read_timeout_seconds=_positive_float(env, READ_TIMEOUT_SECONDS, 30.0),
             partition_start_date=_date(env, PARTITION_START_DATE, date(2026, 1, 1)),
             schedule_cron=_text(env, SCHEDULE_CRON) or "15 2 * * *",
             lookback_days=_non_negative_int(env, LOOKBACK_DAYS, 0),

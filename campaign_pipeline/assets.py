@@ -1,0 +1,211 @@
+"""The two assets of one account-day: the platform's snapshot and the warehouse load."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator, Sequence
+
+import dagster as dg
+import pandas as pd
+
+from campaign_pipeline.accounts import AccountConfigError
+from campaign_pipeline.ad_platform.errors import AdPlatformError, is_retriable_error
+from campaign_pipeline.checks import CAMPAIGN_DAILY_METRICS_CHECKS, evaluate_partition_checks
+from campaign_pipeline.partitions import AccountDay, account_day_from_key
+from campaign_pipeline.resources import AdPlatformResource, WarehouseResource
+from campaign_pipeline.warehouse.frame import FrameValidationError, campaigns_to_frame, validate_frame
+
+# Transient trouble that outlasts the client's own retry budgets (an outage,
+# a lost database connection) gets a few more tries a few minutes apart.
+TRANSIENT_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+PREVIEW_ROWS = 5
+
+
+def build_campaign_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """Return the snapshot and load assets for ``partitions_def`` (account x day)."""
+
+    @dg.asset(
+        partitions_def=partitions_def,
+        io_manager_key="frame_io_manager",
+        retry_policy=TRANSIENT_RETRY_POLICY,
+        group_name="ad_platform",
+        kinds={"python", "pandas"},
+    )
+    def campaign_snapshots(
+        context: dg.AssetExecutionContext, ad_platform: AdPlatformResource, warehouse: WarehouseResource
+    ) -> dg.Output[pd.DataFrame]:
+        """Every campaign of one account on one day, as the ad platform reports it.
+
+        One row per campaign: its attributes (name, status, budget, creation time)
+        and the day's impressions, clicks and conversions, pulled through every
+        page of the platform's campaign list. Each campaign is then synced on the
+        platform; a run that dies part way resumes with the campaigns not yet
+        synced, and campaigns that keep failing are listed in the failure ledger
+        (table ``campaign_sync_failures``) and fail the partition.
+        """
+        account_day = account_day_from_key(context.partition_key)
+        store = warehouse.get_warehouse()
+        started = time.monotonic()
+        with _fatal_errors_fail_without_retry(account_day):
+            with ad_platform.get_client(account_day.account_id, logger=context.log) as client:
+                frame = _pull_campaigns(context, client, store, account_day)
+                synced_before = _sync_campaigns(context, client, store, account_day, frame["campaign_id"].tolist())
+                stats = client.stats.as_metadata()
+        return dg.Output(
+            frame,
+            metadata={
+                "rows": dg.MetadataValue.int(len(frame)),
+                "campaigns_synced_by_earlier_attempts": dg.MetadataValue.int(synced_before),
+                "duration_seconds": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
+                **_client_metadata(stats),
+                "preview": dg.MetadataValue.md(_preview_markdown(frame)),
+            },
+        )
+
+    @dg.asset(
+        partitions_def=partitions_def,
+        retry_policy=TRANSIENT_RETRY_POLICY,
+        group_name="warehouse",
+        kinds={"postgres"},
+        check_specs=CAMPAIGN_DAILY_METRICS_CHECKS,
+    )
+    def campaign_daily_metrics(
+        context: dg.AssetExecutionContext, campaign_snapshots: pd.DataFrame, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        """Daily campaign performance per account in PostgreSQL, exactly as the platform reported it.
+
+        Table ``campaign_daily_metrics`` (one row per account, day and campaign:
+        impressions, clicks, conversions) and table ``campaigns`` (the campaigns'
+        latest attributes). The account-day is replaced in one transaction: new
+        rows inserted, changed rows updated, rows the platform no longer returns
+        deleted, unchanged rows left untouched, so a rerun changes nothing and a
+        reader never sees half a day.
+        """
+        account_day = account_day_from_key(context.partition_key)
+        store = warehouse.get_warehouse()
+        started = time.monotonic()
+        with _fatal_errors_fail_without_retry(account_day):
+            validate_frame(campaign_snapshots, account_id=account_day.account_id, day=account_day.day)
+        result = store.replace_partition(
+            account_day.account_id, account_day.day, campaign_snapshots, run_id=context.run_id
+        )
+        store.update_progress(account_day.account_id, account_day.day, run_id=context.run_id, phase="loaded")
+        # The partition is complete: a later rerun is a new sync, not a resumption.
+        store.reset_sync_progress(account_day.account_id, account_day.day)
+        stored = store.read_partition(account_day.account_id, account_day.day)
+        context.log.info(
+            f"{account_day}: loaded {len(campaign_snapshots)} rows "
+            f"({result.inserted} inserted, {result.updated} updated, {result.deleted} deleted, "
+            f"{result.unchanged} unchanged)"
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "rows": dg.MetadataValue.int(len(stored)),
+                **{name: dg.MetadataValue.int(count) for name, count in result.as_dict().items()},
+                "duration_seconds": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
+                "preview": dg.MetadataValue.md(_preview_markdown(stored)),
+            },
+            check_results=evaluate_partition_checks(stored, platform_total=len(campaign_snapshots)),
+        )
+
+    return [campaign_snapshots, campaign_daily_metrics]
+
+
+def _pull_campaigns(context, client, store, account_day: AccountDay) -> pd.DataFrame:
+    pages = 0
+
+    def on_page(page) -> None:
+        nonlocal pages
+        pages += 1
+        store.update_progress(
+            account_day.account_id, account_day.day, run_id=context.run_id, phase="paging", pages_fetched=pages
+        )
+        context.log.info(f"{account_day}: page {pages} fetched ({len(page.campaigns)} campaigns)")
+
+    records = client.fetch_campaigns(account_day.day, on_page=on_page)
+    frame = campaigns_to_frame(records, account_id=account_day.account_id, day=account_day.day)
+    validate_frame(frame, account_id=account_day.account_id, day=account_day.day)
+    return frame
+
+
+def _sync_campaigns(context, client, store, account_day: AccountDay, campaign_ids: Sequence[str]) -> int:
+    """Sync the campaigns not synced by an earlier attempt; return how many were skipped."""
+    account_id, day, run_id = account_day.account_id, account_day.day, context.run_id
+    already_synced = store.synced_campaign_ids(account_id, day) & set(campaign_ids)
+    pending = [campaign_id for campaign_id in campaign_ids if campaign_id not in already_synced]
+    total = len(campaign_ids)
+    synced = len(already_synced)
+    lock = threading.Lock()
+    store.update_progress(
+        account_id, day, run_id=run_id, phase="syncing", campaigns_total=total, campaigns_synced=synced
+    )
+    if already_synced:
+        context.log.info(f"{account_day}: resuming, {len(already_synced)} of {total} campaigns synced earlier")
+
+    def on_synced(campaign_id: str) -> None:
+        nonlocal synced
+        store.record_campaign_synced(account_id, day, campaign_id, run_id=run_id, synced_at=pd.Timestamp.now("UTC"))
+        with lock:
+            synced += 1
+            count = synced
+        store.update_progress(account_id, day, run_id=run_id, phase="syncing", campaigns_synced=count)
+        if count % 10 == 0 or count == total:
+            context.log.info(f"{account_day}: {count} of {total} campaigns synced")
+
+    report = client.sync_campaigns(pending, on_synced=on_synced)
+    if report.failed:
+        store.record_campaign_failures(
+            account_id,
+            day,
+            {campaign_id: (reason, report.attempts.get(campaign_id, 0)) for campaign_id, reason in report.failed.items()},
+            run_id=run_id,
+        )
+        sample = ", ".join(f"{cid} ({reason})" for cid, reason in sorted(report.failed.items())[:5])
+        raise dg.Failure(
+            description=(
+                f"{len(report.failed)} of {total} campaigns of {account_day} failed to sync after their "
+                f"retry budget: {sample}. They are listed in table campaign_sync_failures; a retry "
+                "syncs only the campaigns not yet synced."
+            ),
+            metadata={"failed_campaigns": dg.MetadataValue.json(report.failed)},
+        )
+    store.clear_campaign_failures(account_id, day)
+    return len(already_synced)
+
+
+@contextlib.contextmanager
+def _fatal_errors_fail_without_retry(account_day: AccountDay) -> Iterator[None]:
+    """Turn errors that a retry cannot fix into a ``Failure`` that skips the retry policy."""
+    try:
+        yield
+    except dg.Failure:
+        raise
+    except (AccountConfigError, FrameValidationError) as exc:
+        raise dg.Failure(description=f"{account_day}: {exc}", allow_retries=False) from exc
+    except AdPlatformError as exc:
+        if is_retriable_error(exc):
+            raise
+        raise dg.Failure(description=f"{account_day}: {exc}", allow_retries=False) from exc
+
+
+def _client_metadata(stats: dict) -> dict[str, dg.MetadataValue]:
+    metadata: dict[str, dg.MetadataValue] = {}
+    for name, value in stats.items():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int):
+            metadata[name] = dg.MetadataValue.int(value)
+        elif isinstance(value, float):
+            metadata[name] = dg.MetadataValue.float(round(value, 3))
+        else:
+            metadata[name] = dg.MetadataValue.json(value)
+    return metadata
+
+
+def _preview_markdown(frame: pd.DataFrame) -> str:
+    columns = [c for c in ("campaign_id", "name", "status", "impressions", "clicks", "conversions") if c in frame]
+    return frame.loc[:, columns].head(PREVIEW_ROWS).to_markdown(index=False)

@@ -1,0 +1,312 @@
+"""The ``campaign-pipeline`` command.
+
+``run`` syncs one day for every enabled account through Dagster (the README's
+main command); ``dev`` starts the Dagster UI and daemon; ``db`` manages the
+embedded PostgreSQL server. Errors of setup end in one sentence and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from campaign_pipeline.settings import Settings, SettingsError, redact_url
+
+EXIT_FAILED = 1
+EXIT_SETUP = 2
+POLL_SECONDS = 1.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except _setup_errors() as exc:
+        print(f"campaign-pipeline: {exc}", file=sys.stderr)
+        return EXIT_SETUP
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="campaign-pipeline",
+        description="Sync ad-platform campaign performance into PostgreSQL with Dagster. "
+        "Settings come from CAMPAIGN_PIPELINE_* environment variables (see README).",
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="sync one day for every enabled account and print a summary",
+        description="Materialize one day's partitions (default: yesterday, UTC) for the enabled accounts "
+        "of the registry through Dagster, with live progress and a summary per account. With no "
+        "CAMPAIGN_PIPELINE_API_URL, a local simulator with demo accounts is started; with no database "
+        "URL, the embedded PostgreSQL server. Exits 0 when every account succeeded, 1 otherwise.",
+    )
+    run.add_argument("--date", type=_iso_date, help="day to sync, YYYY-MM-DD (default: yesterday, UTC)")
+    run.add_argument("--account", action="append", dest="accounts", metavar="ID", help="only this account (repeatable)")
+    run.add_argument("--parallel", type=_positive_int, default=8, help="accounts synced at once (default: 8)")
+    run.set_defaults(handler=_run)
+
+    partition = commands.add_parser(
+        "sync-partition",
+        help="sync one account-day in this process (used by run)",
+        description="Materialize one account-day partition in this process and write a JSON summary.",
+    )
+    partition.add_argument("--account", required=True, metavar="ID")
+    partition.add_argument("--date", required=True, type=_iso_date)
+    partition.add_argument("--summary-file", required=True, type=Path)
+    partition.set_defaults(handler=_sync_partition)
+
+    dev = commands.add_parser(
+        "dev",
+        help="start the Dagster webserver and daemon (and the simulator) until Ctrl-C",
+        description="Start dagster-webserver and dagster-daemon on the PostgreSQL storage, with the local "
+        "simulator when no API URL is set. Stop with Ctrl-C.",
+    )
+    dev.add_argument("--port", type=_positive_int, default=3000, help="webserver port (default: 3000)")
+    dev.set_defaults(handler=_dev)
+
+    db = commands.add_parser("db", help="the embedded PostgreSQL server: status, stop")
+    db.add_argument("action", choices=["status", "stop"])
+    db.set_defaults(handler=_db)
+    return parser
+
+
+@dataclass
+class _AccountRun:
+    account_id: str
+    summary_file: Path
+    log_file: Path
+    process: subprocess.Popen | None = None
+    started: float = 0.0
+    finished: float = 0.0
+    last_progress: str = ""
+
+
+def _run(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    from campaign_pipeline import environment
+    from campaign_pipeline.accounts import load_registry
+    from campaign_pipeline.partitions import ACCOUNT_DIMENSION
+    from campaign_pipeline.warehouse.writer import Warehouse
+
+    day = args.date or (datetime.now(UTC).date() - timedelta(days=1))
+    prepared = environment.prepare()
+    try:
+        registry = [account for account in load_registry(prepared.settings.accounts_file) if account.enabled]
+        account_ids = _select_accounts([account.id for account in registry], args.accounts)
+        os.environ.update(prepared.env)
+        print(f"Syncing {day.isoformat()} for {len(account_ids)} account(s) from {prepared.env['CAMPAIGN_PIPELINE_API_URL']}")
+        print(f"Warehouse: {redact_url(prepared.databases.warehouse)}" + (" (embedded)" if prepared.databases.embedded else ""))
+        instance = DagsterInstance.get()
+        known = set(instance.get_dynamic_partitions(ACCOUNT_DIMENSION))
+        missing = [account_id for account_id in account_ids if account_id not in known]
+        if missing:
+            instance.add_dynamic_partitions(ACCOUNT_DIMENSION, missing)
+        with Warehouse(prepared.databases.warehouse, max_connections=1) as warehouse:
+            warehouse.migrate()
+            runs = _run_partitions(prepared, warehouse, account_ids, day, args.parallel)
+        return _print_summary(runs, day)
+    finally:
+        prepared.close()
+
+
+def _run_partitions(prepared, warehouse, account_ids: list[str], day: date, parallel: int) -> list[_AccountRun]:
+    log_dir = prepared.settings.home / "logs" / day.isoformat()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    runs = [
+        _AccountRun(account_id, log_dir / f"{account_id}.summary.json", log_dir / f"{account_id}.log")
+        for account_id in account_ids
+    ]
+    for run in runs:
+        run.summary_file.unlink(missing_ok=True)
+    waiting = list(runs)
+    active: list[_AccountRun] = []
+    while waiting or active:
+        while waiting and len(active) < parallel:
+            run = waiting.pop(0)
+            run.started = time.monotonic()
+            with run.log_file.open("w") as log:
+                run.process = subprocess.Popen(
+                    [sys.executable, "-m", "campaign_pipeline.cli", "sync-partition", "--account", run.account_id,
+                     "--date", day.isoformat(), "--summary-file", str(run.summary_file)],
+                    stdout=log, stderr=subprocess.STDOUT, env=prepared.env,
+                )
+            active.append(run)
+        time.sleep(POLL_SECONDS)
+        progress = warehouse.read_progress(day, [run.account_id for run in active])
+        for run in list(active):
+            line = _progress_line(progress.get(run.account_id))
+            if line and line != run.last_progress:
+                print(f"  {run.account_id:<20} {line}", flush=True)
+                run.last_progress = line
+            if run.process.poll() is not None:
+                run.finished = time.monotonic()
+                active.remove(run)
+    return runs
+
+
+def _progress_line(progress: dict | None) -> str:
+    if not progress:
+        return ""
+    pages = progress.get("pages_fetched") or 0
+    total = progress.get("campaigns_total")
+    synced = progress.get("campaigns_synced") or 0
+    line = f"{progress.get('phase', '?'):<8} pages fetched: {pages}"
+    if total is not None:
+        line += f", campaigns synced: {synced}/{total}"
+    return line
+
+
+def _print_summary(runs: list[_AccountRun], day: date) -> int:
+    print(f"\nSummary for {day.isoformat()}:")
+    print(f"  {'account':<20} {'result':<7} {'rows':>6} {'requests':>9} {'retries':>8} {'429s':>5} {'seconds':>8}")
+    failed = []
+    for run in runs:
+        summary = json.loads(run.summary_file.read_text()) if run.summary_file.exists() else {}
+        ok = run.process is not None and run.process.returncode == 0 and summary.get("success", False)
+        print(
+            f"  {run.account_id:<20} {'ok' if ok else 'FAILED':<7} {summary.get('rows', '-'):>6} "
+            f"{summary.get('requests', '-'):>9} {summary.get('retries', '-'):>8} {summary.get('rate_limited', '-'):>5} "
+            f"{run.finished - run.started:>8.1f}"
+        )
+        if not ok:
+            failed.append(run)
+    for run in failed:
+        reason = "; ".join(json.loads(run.summary_file.read_text()).get("errors", [])) if run.summary_file.exists() else ""
+        print(f"\n{run.account_id} failed: {reason or 'see the log'} (log: {run.log_file})", file=sys.stderr)
+    return EXIT_FAILED if failed else 0
+
+
+def _sync_partition(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    from campaign_pipeline.definitions import CAMPAIGN_SYNC_JOB, build_definitions
+    from campaign_pipeline.partitions import AccountDay
+    from campaign_pipeline.accounts import validate_account_id
+
+    account_day = AccountDay(validate_account_id(args.account), args.date)
+    job = build_definitions(Settings.from_env()).resolve_job_def(CAMPAIGN_SYNC_JOB)
+    result = job.execute_in_process(
+        partition_key=account_day.partition_key,
+        instance=DagsterInstance.get(),
+        raise_on_error=False,
+        tags={"campaign_pipeline/launched_by": "campaign-pipeline run"},
+    )
+    summary = run_summary(result)
+    args.summary_file.write_text(json.dumps(summary, indent=2, sort_keys=True))
+    return 0 if result.success else EXIT_FAILED
+
+
+def run_summary(result) -> dict:
+    """Condense an in-process run's events into the figures the ``run`` command prints."""
+    metadata: dict[str, object] = {}
+    for node in ("campaign_snapshots", "campaign_daily_metrics"):
+        for materialization in result.asset_materializations_for_node(node):
+            for key, value in materialization.metadata.items():
+                metadata[f"{node}.{key}"] = getattr(value, "value", value)
+    errors = [
+        event.event_specific_data.error.message.strip().splitlines()[0]
+        for event in result.all_events
+        if event.is_step_failure and event.event_specific_data and event.event_specific_data.error
+    ]
+    return {
+        "success": result.success,
+        "run_id": result.run_id,
+        "rows": metadata.get("campaign_daily_metrics.rows"),
+        "requests": metadata.get("campaign_snapshots.requests_total"),
+        "retries": metadata.get("campaign_snapshots.retries_total"),
+        "rate_limited": metadata.get("campaign_snapshots.rate_limited_total"),
+        "metadata": {key: value for key, value in metadata.items() if isinstance(value, (int, float, str))},
+        "errors": errors,
+    }
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from campaign_pipeline import environment
+
+    environment.check_port_free(args.port, "--port")
+    prepared = environment.prepare()
+    workspace = str(environment.PROJECT_DIR / "workspace.yaml")
+    try:
+        for command in (
+            ["dagster-daemon", "run", "-w", workspace],
+            ["dagster-webserver", "-w", workspace, "-h", "127.0.0.1", "-p", str(args.port)],
+        ):
+            executable = str(Path(sys.executable).with_name(command[0]))
+            prepared.children.append(
+                subprocess.Popen([executable, *command[1:]], env=prepared.env, cwd=environment.PROJECT_DIR)
+            )
+        print(f"Dagster UI: http://127.0.0.1:{args.port}  (Ctrl-C stops the webserver, daemon and simulator)")
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        while all(child.poll() is None for child in prepared.children):
+            time.sleep(1)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        prepared.close()
+
+
+def _db(args: argparse.Namespace) -> int:
+    from campaign_pipeline import database
+
+    settings = Settings.from_env()
+    data_dir = settings.home / "pgdata"
+    if args.action == "stop":
+        stopped = database.stop_embedded_server(data_dir)
+        print("Embedded PostgreSQL stopped." if stopped else "No embedded PostgreSQL server was running.")
+        return 0
+    running = database.is_embedded_server_running(data_dir)
+    print(f"Embedded PostgreSQL in {data_dir}: {'running' if running else 'not running'}")
+    for label, url in (("warehouse", settings.warehouse_url), ("dagster storage", settings.dagster_storage_url)):
+        print(f"{label}: {redact_url(url) if url else 'embedded'}")
+    return 0
+
+
+def _select_accounts(enabled: list[str], requested: list[str] | None) -> list[str]:
+    if not requested:
+        return enabled
+    unknown = [account_id for account_id in requested if account_id not in enabled]
+    if unknown:
+        from campaign_pipeline.accounts import AccountConfigError
+
+        raise AccountConfigError(f"--account {', '.join(unknown)}: not an enabled account of the registry.")
+    return list(dict.fromkeys(requested))
+
+
+def _setup_errors() -> tuple[type[Exception], ...]:
+    from campaign_pipeline.accounts import AccountConfigError
+    from campaign_pipeline.database import DatabaseSetupError
+    from campaign_pipeline.environment import SetupError
+
+    return (SetupError, SettingsError, AccountConfigError, DatabaseSetupError)
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date as YYYY-MM-DD") from None
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

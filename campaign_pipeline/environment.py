@@ -1,0 +1,168 @@
+"""Everything a command needs before Dagster runs: databases, the API, credentials, DAGSTER_HOME.
+
+Used by the ``run`` and ``dev`` commands. With no API URL configured, the
+local simulator (``python -m mock_api``) is started as a child process with
+its demo accounts; with no database URL, the embedded PostgreSQL server.
+The result is a set of environment variables for Dagster's processes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from campaign_pipeline import settings as names
+from campaign_pipeline.accounts import AccountConfigError, load_registry, parse_credentials
+from campaign_pipeline.database import DatabaseUrls, prepare_databases, sqlalchemy_psycopg2_url
+from campaign_pipeline.settings import Settings, SettingsError
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+DEMO_DIR = PROJECT_DIR / "demo"
+DAGSTER_PG_URL = "CAMPAIGN_PIPELINE_DAGSTER_PG_URL"
+SIMULATOR_START_TIMEOUT_SECONDS = 30
+
+# The demo compresses the platform's clock 30-fold (10 requests per 2 s rather
+# than per 60 s, a 0.5 s sync rather than 2 s) so that a demo sync of five
+# accounts takes well under a minute, with the contract's 503s and hangs.
+DEMO_SIMULATOR_ARGS = (
+    "--profile", "original",
+    "--rate-limit", "10",
+    "--rate-window-seconds", "2",
+    "--sync-latency-seconds", "0.5",
+    "--hang-seconds", "5",
+)
+DEMO_ENV = {
+    names.RATE_LIMIT: "10",
+    names.RATE_WINDOW_SECONDS: "2",
+    names.READ_TIMEOUT_SECONDS: "2",
+}
+
+
+class SetupError(RuntimeError):
+    """The environment cannot be prepared; the message is one sentence for the user."""
+
+
+@dataclass
+class PreparedEnvironment:
+    """What a command prepared: the variables for Dagster processes and the children to stop."""
+
+    settings: Settings
+    databases: DatabaseUrls
+    env: dict[str, str]
+    simulator: subprocess.Popen | None = None
+    children: list[subprocess.Popen] = field(default_factory=list)
+
+    def close(self) -> None:
+        for process in [*self.children, self.simulator]:
+            if process is not None and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+def prepare(environ: dict[str, str] | None = None, *, simulator_args: tuple[str, ...] = ()) -> PreparedEnvironment:
+    """Prepare databases, the API and DAGSTER_HOME; return the environment for Dagster.
+
+    Raises:
+        SetupError: with one sentence naming the setting at fault.
+    """
+    env = dict(os.environ if environ is None else environ)
+    simulator = None
+    try:
+        if not env.get(names.API_URL, "").strip():
+            env.update({key: value for key, value in DEMO_ENV.items() if not env.get(key)})
+            env.setdefault(names.ACCOUNTS_FILE, str(DEMO_DIR / "accounts.toml"))
+            if not env.get(names.CREDENTIALS, "").strip():
+                env[names.CREDENTIALS] = (DEMO_DIR / "credentials.demo.json").read_text(encoding="utf-8")
+            simulator, env[names.API_URL] = start_simulator(simulator_args or DEMO_SIMULATOR_ARGS, env)
+        settings = Settings.from_env(env)
+        check_accounts(settings, env)
+        databases = prepare_databases(settings)
+    except (SettingsError, AccountConfigError) as exc:
+        _stop(simulator)
+        raise SetupError(str(exc)) from None
+    except Exception as exc:
+        _stop(simulator)
+        if isinstance(exc, SetupError):
+            raise
+        raise SetupError(str(exc)) from None
+    env[names.WAREHOUSE_URL] = databases.warehouse
+    env[DAGSTER_PG_URL] = sqlalchemy_psycopg2_url(databases.dagster_storage)
+    env["DAGSTER_HOME"] = str(prepare_dagster_home(settings.home))
+    return PreparedEnvironment(settings=settings, databases=databases, env=env, simulator=simulator)
+
+
+def check_accounts(settings: Settings, env: dict[str, str]) -> None:
+    """Fail unless every enabled registry account has credentials (never quoting them)."""
+    accounts = load_registry(settings.accounts_file)
+    credentials = parse_credentials(env.get(names.CREDENTIALS))
+    missing = [account.id for account in accounts if account.enabled and account.id not in credentials]
+    if missing:
+        raise AccountConfigError(
+            f"{names.CREDENTIALS} has no credentials for account(s) {', '.join(missing)} "
+            f"of the registry {settings.accounts_file}."
+        )
+
+
+def start_simulator(args: tuple[str, ...], env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """Start ``python -m mock_api`` on a free port; return the process and its base URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mock_api", "--host", "127.0.0.1", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + SIMULATOR_START_TIMEOUT_SECONDS
+    url = process.stdout.readline().strip() if process.stdout else ""
+    if not url.startswith("http://"):
+        _stop(process)
+        raise SetupError("The local ad platform simulator (python -m mock_api) did not start.")
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/health", timeout=1).ok:
+                return process, url
+        except requests.RequestException:
+            time.sleep(0.1)
+    _stop(process)
+    raise SetupError(f"The local ad platform simulator at {url} did not answer /health.")
+
+
+def prepare_dagster_home(home: Path) -> Path:
+    """Create ``<home>/dagster_home`` holding the project's dagster.yaml; return it."""
+    dagster_home = home / "dagster_home"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    source = PROJECT_DIR / "dagster.yaml"
+    if not source.exists():
+        raise SetupError(f"{source} is missing: run campaign-pipeline from a checkout of the project.")
+    shutil.copyfile(source, dagster_home / "dagster.yaml")
+    return dagster_home
+
+
+def check_port_free(port: int, setting: str) -> None:
+    """Raise :class:`SetupError` naming ``setting`` if ``port`` is taken on localhost."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise SetupError(f"Port {port} ({setting}) is already in use; choose another with {setting}.") from None
+
+
+def _stop(process: subprocess.Popen | None) -> None:
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
