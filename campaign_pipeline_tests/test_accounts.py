@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from campaign_pipeline.accounts import (
+    Account,
+    AccountConfigError,
+    credentials_for,
+    load_registry,
+    parse_credentials,
+    validate_account_id,
+)
+
+
+@pytest.mark.parametrize("account_id", ["a", "acme-retail", "acct_0001", "9lives"])
+def test_valid_account_ids(account_id):
+    assert validate_account_id(account_id) == account_id
+
+
+@pytest.mark.parametrize("account_id", ["", "Acme", "a|b", "a,b", "-x", "a b", "x" * 64, "a/b", None])
+def test_invalid_account_ids_are_refused(account_id):
+    with pytest.raises(AccountConfigError, match="is invalid"):
+        validate_account_id(account_id)
+
+
+def test_registry_is_read_with_defaults(tmp_path):
+    path = tmp_path / "accounts.toml"
+    path.write_text('[[accounts]]\nid = "acme"\nname = "ACME"\n\n[[accounts]]\nid = "globex"\nenabled = false\n')
+    assert load_registry(path) == [Account("acme", "ACME", True), Account("globex", "globex", False)]
+
+
+def test_registry_errors_name_the_place(tmp_path):
+    path = tmp_path / "accounts.toml"
+    path.write_text('[[accounts]]\nid = "acme"\n[[accounts]]\nid = "acme"\n')
+    with pytest.raises(AccountConfigError) as excinfo:
+        load_registry(path)
+    assert str(excinfo.value) == f"{path}, account #2: account id 'acme' appears twice."
+    with pytest.raises(AccountConfigError, match="does not exist"):
+        load_registry(tmp_path / "missing.toml")
+
+
+def test_credentials_parse_and_never_show_the_password():
+    credentials = parse_credentials(json.dumps({"acme": {"email": "ops@acme.test", "password": "hunter2-secret"}}))
+    assert credentials["acme"].email == "ops@acme.test"
+    assert "hunter2-secret" not in repr(credentials)
+    with pytest.raises(AccountConfigError) as excinfo:
+        credentials_for(credentials, "globex")
+    assert str(excinfo.value) == "CAMPAIGN_PIPELINE_CREDENTIALS has no entry for account 'globex'."
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (None, "CAMPAIGN_PIPELINE_CREDENTIALS is not set: it must hold the accounts' credentials as JSON."),
+        ('{"acme": {"email": "x", "password": "hunter2-secret"', "CAMPAIGN_PIPELINE_CREDENTIALS is not valid JSON"),
+        ('["hunter2-secret"]', "CAMPAIGN_PIPELINE_CREDENTIALS must be a JSON object"),
+        ('{"acme": {"email": "x"}}', "CAMPAIGN_PIPELINE_CREDENTIALS: the entry of account 'acme' must be"),
+    ],
+)
+def test_bad_credentials_never_quote_the_secret(text, message):
+    with pytest.raises(AccountConfigError) as excinfo:
+        parse_credentials(text)
+    assert str(excinfo.value).startswith(message)
+    assert "hunter2" not in str(excinfo.value)

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from campaign_pipeline.settings import Settings, SettingsError, redact_url
+
+
+def test_defaults_without_any_variable(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env({})
+    assert settings.home == tmp_path / ".campaign_pipeline"
+    assert settings.accounts_file == tmp_path / "accounts.toml"
+    assert (settings.warehouse_url, settings.dagster_storage_url, settings.api_url) == (None, None, None)
+    assert (settings.rate_limit, settings.rate_window_seconds) == (10, 60.0)
+    assert settings.partition_start_date == date(2026, 1, 1)
+    assert settings.lookback_days == 0
+
+
+def test_values_are_parsed():
+    settings = Settings.from_env(
+        {
+            "CAMPAIGN_PIPELINE_HOME": "/srv/cp",
+            "CAMPAIGN_PIPELINE_API_URL": "https://ads.example.com/",
+            "CAMPAIGN_PIPELINE_RATE_LIMIT": "60",
+            "CAMPAIGN_PIPELINE_RATE_WINDOW_SECONDS": "1.5",
+            "CAMPAIGN_PIPELINE_PARTITION_START_DATE": "2025-06-01",
+            "CAMPAIGN_PIPELINE_LOOKBACK_DAYS": "3",
+        }
+    )
+    assert settings.home == Path("/srv/cp")
+    assert settings.api_url == "https://ads.example.com"
+    assert (settings.rate_limit, settings.rate_window_seconds) == (60, 1.5)
+    assert settings.partition_start_date == date(2025, 6, 1)
+    assert settings.lookback_days == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("CAMPAIGN_PIPELINE_RATE_LIMIT", "ten", "CAMPAIGN_PIPELINE_RATE_LIMIT must be a whole number, not 'ten'."),
+        ("CAMPAIGN_PIPELINE_RATE_LIMIT", "0", "CAMPAIGN_PIPELINE_RATE_LIMIT must be a positive whole number, not 0."),
+        (
+            "CAMPAIGN_PIPELINE_RATE_WINDOW_SECONDS",
+            "-1",
+            "CAMPAIGN_PIPELINE_RATE_WINDOW_SECONDS must be greater than 0, not '-1'.",
+        ),
+        (
+            "CAMPAIGN_PIPELINE_PARTITION_START_DATE",
+            "01/06/2025",
+            "CAMPAIGN_PIPELINE_PARTITION_START_DATE must be a date as YYYY-MM-DD, not '01/06/2025'.",
+        ),
+        (
+            "CAMPAIGN_PIPELINE_API_URL",
+            "ftp://user:pw@host",
+            "CAMPAIGN_PIPELINE_API_URL must be an http:// or https:// URL, not 'ftp://user:***@host'.",
+        ),
+        (
+            "CAMPAIGN_PIPELINE_WAREHOUSE_URL",
+            "mysql://root:secret@db/x",
+            "CAMPAIGN_PIPELINE_WAREHOUSE_URL must be a PostgreSQL URL such as "
+            "postgresql://user:password@host:5432/dbname, not 'mysql://root:***@db/x'.",
+        ),
+    ],
+)
+def test_bad_value_is_one_sentence_naming_the_variable(name, value, message):
+    with pytest.raises(SettingsError) as excinfo:
+        Settings.from_env({name: value})
+    assert str(excinfo.value) == message
+
+
+def test_redact_url_hides_only_the_password():
+    assert redact_url("postgresql://app:s3cr%40t@db:5432/wh") == "postgresql://app:***@db:5432/wh"
+    assert redact_url("postgresql://app@db/wh") == "postgresql://app@db/wh"
+    assert redact_url("postgresql://postgres:@/db?host=/tmp/x") == "postgresql://postgres:***@/db?host=/tmp/x"
