@@ -50,3 +50,10 @@ def make_database(postgres_admin_url: str) -> Iterator[Callable[[str], str]]:
 def warehouse_url(make_database: Callable[[str], str]) -> str:
     """URL of an empty database for one test."""
     return make_database("wh")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a PostgreSQL server, so CI can rerun them on an external one."""
+    for item in items:
+        if "postgres_admin_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
