@@ -77,6 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=_positive_int, default=3000, help="webserver port (default: 3000)")
     dev.set_defaults(handler=_dev)
 
+    backfill = commands.add_parser(
+        "backfill",
+        help="launch one Dagster backfill of the failed account-days",
+        description="Find the account-days whose latest attempt failed (either asset FAILED) and launch one "
+        "backfill of campaign_sync_job over exactly those; the daemon runs it and the UI shows it.",
+    )
+    backfill.add_argument("--failed", action="store_true", required=True, help="select the failed partitions")
+    backfill.add_argument("--since", type=_iso_date, help="only days on or after YYYY-MM-DD")
+    backfill.add_argument("--account", metavar="ID", help="only this account")
+    backfill.add_argument("--dry-run", action="store_true", help="list the partitions, launch nothing")
+    backfill.set_defaults(handler=_backfill)
+
     db = commands.add_parser("db", help="the embedded PostgreSQL server: status, stop")
     db.add_argument("action", choices=["status", "stop"])
     db.set_defaults(handler=_db)
@@ -258,6 +270,33 @@ def _dev(args: argparse.Namespace) -> int:
         return 0
     finally:
         prepared.close()
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    from campaign_pipeline import environment
+    from campaign_pipeline.backfill import failed_partitions, launch_backfill
+    from campaign_pipeline.definitions import CAMPAIGN_SYNC_JOB
+    from campaign_pipeline.partitions import build_campaign_partitions
+    from campaign_pipeline.accounts import validate_account_id
+
+    account_id = validate_account_id(args.account) if args.account else None
+    prepared = environment.prepare(api=False)
+    os.environ.update(prepared.env)
+    partitions_def = build_campaign_partitions(prepared.settings.partition_start_date)
+    keys = failed_partitions(
+        DagsterInstance.get(), partitions_def, since=args.since, account_id=account_id,
+        today=datetime.now(UTC).date(),
+    )
+    if not keys:
+        print("No failed partition matches; nothing to backfill.")
+        return 0
+    print(f"{len(keys)} failed partition(s): {', '.join(keys)}")
+    if args.dry_run:
+        return 0
+    print(launch_backfill(CAMPAIGN_SYNC_JOB, keys, environment.PROJECT_DIR / "workspace.yaml", prepared.env).strip())
+    return 0
 
 
 def _db(args: argparse.Namespace) -> int:

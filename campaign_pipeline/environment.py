@@ -70,8 +70,10 @@ class PreparedEnvironment:
                     process.kill()
 
 
-def prepare(environ: dict[str, str] | None = None, *, simulator_args: tuple[str, ...] = ()) -> PreparedEnvironment:
-    """Prepare databases, the API and DAGSTER_HOME; return the environment for Dagster.
+def prepare(
+    environ: dict[str, str] | None = None, *, api: bool = True, simulator_args: tuple[str, ...] = ()
+) -> PreparedEnvironment:
+    """Prepare databases, the API (unless ``api`` is false) and DAGSTER_HOME; return the environment for Dagster.
 
     Raises:
         SetupError: with one sentence naming the setting at fault.
@@ -79,14 +81,15 @@ def prepare(environ: dict[str, str] | None = None, *, simulator_args: tuple[str,
     env = dict(os.environ if environ is None else environ)
     simulator = None
     try:
-        if not env.get(names.API_URL, "").strip():
+        if api and not env.get(names.API_URL, "").strip():
             env.update({key: value for key, value in DEMO_ENV.items() if not env.get(key)})
             env.setdefault(names.ACCOUNTS_FILE, str(DEMO_DIR / "accounts.toml"))
             if not env.get(names.CREDENTIALS, "").strip():
                 env[names.CREDENTIALS] = (DEMO_DIR / "credentials.demo.json").read_text(encoding="utf-8")
             simulator, env[names.API_URL] = start_simulator(simulator_args or DEMO_SIMULATOR_ARGS, env)
         settings = Settings.from_env(env)
-        check_accounts(settings, env)
+        if api:
+            check_accounts(settings, env)
         databases = prepare_databases(settings)
     except (SettingsError, AccountConfigError) as exc:
         _stop(simulator)
