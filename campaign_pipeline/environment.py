@@ -29,20 +29,25 @@ DEMO_DIR = PROJECT_DIR / "demo"
 DAGSTER_PG_URL = "CAMPAIGN_PIPELINE_DAGSTER_PG_URL"
 SIMULATOR_START_TIMEOUT_SECONDS = 30
 
-# The demo compresses the platform's clock 30-fold (10 requests per 2 s rather
-# than per 60 s, a 0.5 s sync rather than 2 s) so that a demo sync of five
-# accounts takes well under a minute, with the contract's 503s and hangs.
-DEMO_SIMULATOR_ARGS = (
-    "--profile", "original",
-    "--rate-limit", "10",
-    "--rate-window-seconds", "2",
-    "--sync-latency-seconds", "0.5",
-    "--hang-seconds", "5",
-)
-DEMO_ENV = {
-    names.RATE_LIMIT: "10",
-    names.RATE_WINDOW_SECONDS: "2",
-    names.READ_TIMEOUT_SECONDS: "2",
+# How the local simulator runs when no API URL is set, and the matching client
+# settings. "demo" compresses the platform's clock 30-fold (10 requests per 2 s
+# rather than per 60 s, a 0.5 s sync rather than 2 s) so that a demo sync of
+# five accounts takes well under a minute, with the contract's 503s and hangs.
+SIMULATOR_PROFILES: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "demo": (
+        ("--profile", "original", "--rate-limit", "10", "--rate-window-seconds", "2",
+         "--sync-latency-seconds", "0.5", "--hang-seconds", "5"),
+        {names.RATE_LIMIT: "10", names.RATE_WINDOW_SECONDS: "2", names.READ_TIMEOUT_SECONDS: "2"},
+    ),
+    "fast": (
+        ("--profile", "fast", "--rate-limit", "1000", "--rate-window-seconds", "1"),
+        {names.RATE_LIMIT: "1000", names.RATE_WINDOW_SECONDS: "1", names.SYNC_WORKERS: "16"},
+    ),
+    "original": (("--profile", "original"), {names.RATE_LIMIT: "10", names.RATE_WINDOW_SECONDS: "60"}),
+    "chaos": (
+        ("--profile", "chaos", "--rate-limit", "20", "--rate-window-seconds", "2", "--hang-seconds", "5"),
+        {names.RATE_LIMIT: "20", names.RATE_WINDOW_SECONDS: "2", names.READ_TIMEOUT_SECONDS: "2"},
+    ),
 }
 
 
@@ -70,9 +75,7 @@ class PreparedEnvironment:
                     process.kill()
 
 
-def prepare(
-    environ: dict[str, str] | None = None, *, api: bool = True, simulator_args: tuple[str, ...] = ()
-) -> PreparedEnvironment:
+def prepare(environ: dict[str, str] | None = None, *, api: bool = True) -> PreparedEnvironment:
     """Prepare databases, the API (unless ``api`` is false) and DAGSTER_HOME; return the environment for Dagster.
 
     Raises:
@@ -82,11 +85,14 @@ def prepare(
     simulator = None
     try:
         if api and not env.get(names.API_URL, "").strip():
-            env.update({key: value for key, value in DEMO_ENV.items() if not env.get(key)})
+            profile = Settings.from_env(env).simulator_profile
+            simulator_args, client_env = SIMULATOR_PROFILES[profile]
+            env.update({key: value for key, value in client_env.items() if not env.get(key)})
             env.setdefault(names.ACCOUNTS_FILE, str(DEMO_DIR / "accounts.toml"))
             if not env.get(names.CREDENTIALS, "").strip():
                 env[names.CREDENTIALS] = (DEMO_DIR / "credentials.demo.json").read_text(encoding="utf-8")
-            simulator, env[names.API_URL] = start_simulator(simulator_args or DEMO_SIMULATOR_ARGS, env)
+            log_path = Settings.from_env(env).home / "logs" / "simulator.log"
+            simulator, env[names.API_URL] = start_simulator(simulator_args, env, log_path)
         settings = Settings.from_env(env)
         if api:
             check_accounts(settings, env)
@@ -117,15 +123,17 @@ def check_accounts(settings: Settings, env: dict[str, str]) -> None:
         )
 
 
-def start_simulator(args: tuple[str, ...], env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    """Start ``python -m mock_api`` on a free port; return the process and its base URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mock_api", "--host", "127.0.0.1", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
+def start_simulator(args: tuple[str, ...], env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen, str]:
+    """Start ``python -m mock_api`` on a free port, logging to ``log_path``; return the process and its URL."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mock_api", "--host", "127.0.0.1", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=env,
+        )
     deadline = time.monotonic() + SIMULATOR_START_TIMEOUT_SECONDS
     url = process.stdout.readline().strip() if process.stdout else ""
     if not url.startswith("http://"):

@@ -33,6 +33,9 @@ PARTITION_START_DATE = PREFIX + "PARTITION_START_DATE"
 SCHEDULE_CRON = PREFIX + "SCHEDULE_CRON"
 LOOKBACK_DAYS = PREFIX + "LOOKBACK_DAYS"
 ALERT_WEBHOOK_URL = PREFIX + "ALERT_WEBHOOK_URL"
+SIMULATOR_PROFILE = PREFIX + "SIMULATOR_PROFILE"
+
+SIMULATOR_PROFILES = ("demo", "fast", "original", "chaos")
 
 
 class SettingsError(ValueError):
@@ -56,6 +59,7 @@ class Settings:
     schedule_cron: str
     lookback_days: int
     alert_webhook_url: str | None
+    simulator_profile: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +80,7 @@ class Settings:
             schedule_cron=_text(env, SCHEDULE_CRON) or "15 2 * * *",
             lookback_days=_non_negative_int(env, LOOKBACK_DAYS, 0),
             alert_webhook_url=_http_url(env, ALERT_WEBHOOK_URL),
+            simulator_profile=_choice(env, SIMULATOR_PROFILE, SIMULATOR_PROFILES),
         )
 
 
@@ -111,6 +116,15 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
     if not value > 0:
         raise SettingsError(f"{name} must be greater than 0, not {raw!r}.")
     return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = _text(env, name)
+    if raw is None:
+        return choices[0]
+    if raw not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {raw!r}.")
+    return raw
 
 
 def _date(env: Mapping[str, str], name: str, default: date) -> date:
