@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -70,11 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     dev = commands.add_parser(
         "dev",
-        help="start the Dagster webserver and daemon (and the simulator) until Ctrl-C",
-        description="Start dagster-webserver and dagster-daemon on the PostgreSQL storage, with the local "
-        "simulator when no API URL is set. Stop with Ctrl-C.",
+        help="start the Dagster UI, daemon and code server (and the simulator) until Ctrl-C",
+        description="Start a gRPC code server, dagster-daemon and dagster-webserver as separate processes on "
+        "the PostgreSQL storage, with the local simulator when no API URL is set. Stop with Ctrl-C or SIGTERM. "
+        "Logs go to $CAMPAIGN_PIPELINE_HOME/logs.",
     )
     dev.add_argument("--port", type=_positive_int, default=3000, help="webserver port (default: 3000)")
+    dev.add_argument(
+        "--code-server-port", type=_positive_int, default=4266, help="gRPC code server port (default: 4266)"
+    )
     dev.set_defaults(handler=_dev)
 
     backfill = commands.add_parser(
@@ -250,26 +255,30 @@ def _dev(args: argparse.Namespace) -> int:
     from campaign_pipeline import environment
 
     environment.check_port_free(args.port, "--port")
+    environment.check_port_free(args.code_server_port, "--code-server-port")
     prepared = environment.prepare()
-    workspace = str(environment.PROJECT_DIR / "workspace.yaml")
+    stop = _stop_on_sigterm()
     try:
-        for command in (
-            ["dagster-daemon", "run", "-w", workspace],
-            ["dagster-webserver", "-w", workspace, "-h", "127.0.0.1", "-p", str(args.port)],
-        ):
-            executable = str(Path(sys.executable).with_name(command[0]))
-            prepared.children.append(
-                subprocess.Popen([executable, *command[1:]], env=prepared.env, cwd=environment.PROJECT_DIR)
-            )
-        print(f"Dagster UI: http://127.0.0.1:{args.port}  (Ctrl-C stops the webserver, daemon and simulator)")
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-        while all(child.poll() is None for child in prepared.children):
-            time.sleep(1)
-        return EXIT_FAILED
+        url = environment.start_dagster_services(prepared, ui_port=args.port, code_port=args.code_server_port)
+        print(f"Dagster UI: {url}  (Ctrl-C stops the webserver, daemon, code server and simulator)", flush=True)
+        print(f"Logs: {prepared.settings.home / 'logs'}", flush=True)
+        while not stop.is_set() and all(child.poll() is None for child in prepared.children):
+            stop.wait(1)
+        exited = [child.args[0] for child in prepared.children if child.poll() is not None]
+        if exited:
+            print(f"campaign-pipeline: {Path(exited[0]).name} exited; stopping the others.", file=sys.stderr)
+            return EXIT_FAILED
+        return 0
     except KeyboardInterrupt:
         return 0
     finally:
         prepared.close()
+
+
+def _stop_on_sigterm() -> threading.Event:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    return stop
 
 
 def _backfill(args: argparse.Namespace) -> int:

@@ -177,3 +177,56 @@ def _stop(process: subprocess.Popen | None) -> None:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def start_dagster_services(prepared: PreparedEnvironment, *, ui_port: int, code_port: int) -> str:
+    """Start a gRPC code server, ``dagster-daemon`` and ``dagster-webserver``; return the UI URL.
+
+    The three processes share only the PostgreSQL storage, as they would on
+    separate machines: the webserver and daemon reach the code through the
+    code server's port, named in a workspace file written to DAGSTER_HOME.
+    """
+    bin_dir = Path(sys.executable).parent
+    workspace = Path(prepared.env["DAGSTER_HOME"]) / "workspace.yaml"
+    workspace.write_text(
+        "load_from:\n  - grpc_server:\n      host: 127.0.0.1\n"
+        f"      port: {code_port}\n      location_name: campaign_pipeline\n"
+    )
+    log_dir = prepared.settings.home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    def spawn(name: str, *args: str) -> None:
+        with (log_dir / f"{name}.log").open("ab") as log:
+            prepared.children.append(
+                subprocess.Popen([str(bin_dir / args[0]), *args[1:]], env=prepared.env, cwd=PROJECT_DIR,
+                                 stdout=log, stderr=subprocess.STDOUT)
+            )
+
+    spawn("code-server", "dagster", "code-server", "start", "-m", "campaign_pipeline.definitions",
+          "-h", "127.0.0.1", "-p", str(code_port), "--location-name", "campaign_pipeline")
+    wait_for(lambda: subprocess.run([str(bin_dir / "dagster"), "api", "grpc-health-check", "-p", str(code_port)],
+                                    capture_output=True, env=prepared.env).returncode == 0,
+             what=f"the code server on port {code_port} (log: {log_dir / 'code-server.log'})")
+    spawn("daemon", "dagster-daemon", "run", "-w", str(workspace))
+    spawn("webserver", "dagster-webserver", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(ui_port))
+    url = f"http://127.0.0.1:{ui_port}"
+    wait_for(lambda: _answers(f"{url}/server_info"), what=f"the webserver at {url} (log: {log_dir / 'webserver.log'})")
+    return url
+
+
+def wait_for(condition, *, what: str, timeout_seconds: float = 120.0, interval_seconds: float = 0.5) -> None:
+    """Poll ``condition`` until it holds; raise :class:`SetupError` naming ``what`` after the timeout."""
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval_seconds)
+    raise SetupError(f"Timed out after {timeout_seconds:.0f} s waiting for {what}.")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.RequestException:
+        return False
+
