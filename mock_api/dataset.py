@@ -8,8 +8,10 @@ seed and campaign count.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import re
+import struct
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -19,6 +21,7 @@ from mock_api.accounts import HOSTILE_ACCOUNT_ID
 CAMPAIGN_ID_PATTERN = re.compile(r"^campaign_([1-9]\d{0,8})$")
 CREATED_AT_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 CREATED_AT_SPAN_MS = 730 * 24 * 3600 * 1000
+DRAW_SCALE = 2.0**-53
 
 # Valid JSON strings that break careless SQL, CSV, COPY, logging or display
 # code. NUL is left out on purpose: PostgreSQL text cannot store it.
@@ -47,11 +50,16 @@ HOSTILE_NAMES: tuple[str, ...] = (
 STATUSES = ("active", "paused", "completed")
 
 
+def unit_draws(count: int, *parts: object) -> tuple[float, ...]:
+    """Map ``parts`` to ``count`` independent floats in [0, 1), uniformly and reproducibly across processes."""
+    key = "\x1f".join(map(str, parts)).encode()
+    digest = hashlib.blake2b(key, digest_size=8 * count).digest()
+    return tuple((word >> 11) * DRAW_SCALE for word in struct.unpack(f">{count}Q", digest))
+
+
 def unit_draw(*parts: object) -> float:
-    """Map ``parts`` to a float in [0, 1), uniformly and reproducibly across processes."""
-    key = "\x1f".join(str(part) for part in parts).encode()
-    digest = hashlib.blake2b(key, digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
+    """Map ``parts`` to one float in [0, 1), uniformly and reproducibly across processes."""
+    return unit_draws(1, *parts)[0]
 
 
 def campaign_id(number: int) -> str:
@@ -92,21 +100,18 @@ def format_timestamp(moment: datetime) -> str:
 @lru_cache(maxsize=65536)
 def campaign_profile(seed: int, account_id: str, number: int) -> tuple[str, str, int | float, str]:
     """Return the date-independent fields: (name, base status, budget, created_at)."""
-    status_draw = unit_draw(seed, account_id, number, "status")
+    status_draw, budget_draw, cents_draw, created_draw = unit_draws(4, seed, account_id, number)
     base_status = "active" if status_draw < 0.7 else "paused" if status_draw < 0.9 else "completed"
-    budget: int | float = 100 * (5 + int(unit_draw(seed, account_id, number, "budget") * 200))
-    if unit_draw(seed, account_id, number, "budget-cents") < 0.25:
-        cents = 1 + int(unit_draw(seed, account_id, number, "cents") * 99)
-        budget = round(budget + cents / 100, 2)
-    offset_ms = int(unit_draw(seed, account_id, number, "created_at") * CREATED_AT_SPAN_MS)
-    created_at = format_timestamp(CREATED_AT_EPOCH + timedelta(milliseconds=offset_ms))
+    budget: int | float = 100 * (5 + int(budget_draw * 200))
+    if cents_draw < 0.25:
+        budget = round(budget + (1 + int(cents_draw * 396)) / 100, 2)
+    created_at = format_timestamp(CREATED_AT_EPOCH + timedelta(milliseconds=int(created_draw * CREATED_AT_SPAN_MS)))
     return campaign_name(account_id, number), base_status, budget, created_at
 
 
-def campaign_status(seed: int, account_id: str, number: int, day: date) -> str:
-    """Return the status on ``day``: completed campaigns stay so, others flip on about 1 day in 10."""
-    base_status = campaign_profile(seed, account_id, number)[1]
-    if base_status == "completed" or unit_draw(seed, account_id, number, day, "flip") >= 0.1:
+def status_on_day(base_status: str, flip_draw: float) -> str:
+    """Return the status on a day: completed campaigns stay so, others flip on about 1 day in 10."""
+    if base_status == "completed" or flip_draw >= 0.1:
         return base_status
     return "paused" if base_status == "active" else "active"
 
@@ -124,16 +129,18 @@ def metrics_for_status(status: str, draws: tuple[float, float, float]) -> tuple[
     return impressions, clicks, conversions
 
 
+def daily_fields(seed: int, account_id: str, number: int, day: date) -> tuple[str, int, int, int]:
+    """Return the date-dependent fields: (status, impressions, clicks, conversions)."""
+    base_status = campaign_profile(seed, account_id, number)[1]
+    flip_draw, impressions_draw, clicks_draw, conversions_draw = unit_draws(4, seed, account_id, number, day)
+    status = status_on_day(base_status, flip_draw)
+    return status, *metrics_for_status(status, (impressions_draw, clicks_draw, conversions_draw))
+
+
 def campaign_record(seed: int, account_id: str, number: int, day: date) -> dict[str, Any]:
     """Return campaign ``number`` of ``account_id`` as the list endpoint shows it on ``day``."""
     name, _, budget, created_at = campaign_profile(seed, account_id, number)
-    status = campaign_status(seed, account_id, number, day)
-    draws = (
-        unit_draw(seed, account_id, number, day, "impressions"),
-        unit_draw(seed, account_id, number, day, "clicks"),
-        unit_draw(seed, account_id, number, day, "conversions"),
-    )
-    impressions, clicks, conversions = metrics_for_status(status, draws)
+    status, impressions, clicks, conversions = daily_fields(seed, account_id, number, day)
     return {
         "id": campaign_id(number),
         "name": name,
@@ -144,6 +151,24 @@ def campaign_record(seed: int, account_id: str, number: int, day: date) -> dict[
         "conversions": conversions,
         "created_at": created_at,
     }
+
+
+@lru_cache(maxsize=65536)
+def _json_fragments(seed: int, account_id: str, number: int) -> tuple[str, str]:
+    name, _, budget, created_at = campaign_profile(seed, account_id, number)
+    head = f'{{"id":"{campaign_id(number)}","name":{json.dumps(name, ensure_ascii=False)},"status":"'
+    return head, f',"created_at":"{created_at}"}}'
+
+
+def campaign_json(seed: int, account_id: str, number: int, day: date) -> str:
+    """Return :func:`campaign_record` as compact JSON, built from cached fragments (the server's hot path)."""
+    head, tail = _json_fragments(seed, account_id, number)
+    budget = campaign_profile(seed, account_id, number)[2]
+    status, impressions, clicks, conversions = daily_fields(seed, account_id, number, day)
+    return (
+        f'{head}{status}","budget":{budget!r},"impressions":{impressions},'
+        f'"clicks":{clicks},"conversions":{conversions}{tail}'
+    )
 
 
 def random_campaign_record(seed: int, account_id: str, number: int, rng: random.Random) -> dict[str, Any]:

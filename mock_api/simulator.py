@@ -21,7 +21,7 @@ from typing import Any
 
 from mock_api.accounts import SimulatedAccount, build_accounts
 from mock_api.config import Endpoint, FaultSettings, SimulatorConfig
-from mock_api.dataset import campaign_number, campaign_record, format_timestamp, random_campaign_record
+from mock_api.dataset import campaign_json, campaign_number, format_timestamp, random_campaign_record
 from mock_api.faults import AttemptCounter, Outcome, decide, fault_draw
 from mock_api.ratelimit import SlidingWindowLimiter
 from mock_api.stats import CLIENT_CLOSED_STATUS, RequestRecord, RequestStats
@@ -82,14 +82,15 @@ def bearer_token(header: str | None) -> str:
     return token.strip()
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def render_page(seed: int, account_id: str, day: date, page: int, limit: int, campaign_count: int) -> bytes:
     """Return the JSON body of one page of the deterministic catalogue (cached: it never changes)."""
     first = (page - 1) * limit + 1
     last = min(page * limit, campaign_count)
-    data = [campaign_record(seed, account_id, number, day) for number in range(first, last + 1)]
-    pagination = {"page": page, "limit": limit, "total": campaign_count, "has_more": page * limit < campaign_count}
-    return json.dumps({"data": data, "pagination": pagination}, ensure_ascii=False, separators=(",", ":")).encode()
+    data = ",".join(campaign_json(seed, account_id, number, day) for number in range(first, last + 1))
+    has_more = "true" if page * limit < campaign_count else "false"
+    pagination = f'{{"page":{page},"limit":{limit},"total":{campaign_count},"has_more":{has_more}}}'
+    return f'{{"data":[{data}],"pagination":{pagination}}}'.encode()
 
 
 class Simulator:
