@@ -1,6 +1,5 @@
 """The FastAPI application: the contract's endpoints and, on request, the operator endpoints."""
 
-import datetime
 from collections.abc import Awaitable, Callable
 from functools import partial
 from http import HTTPStatus
@@ -16,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mock_api.config import Endpoint, FaultSettings, FaultSettingsPatch
+from mock_api.dataset import parse_day
 from mock_api.schemas import (
     CampaignPage,
     ErrorBody,
@@ -27,7 +27,6 @@ from mock_api.schemas import (
     UnauthorizedBody,
 )
 from mock_api.simulator import ApiError, Simulator
-from mock_api.stats import RequestRecord
 
 RECORD_SCOPE_KEY = "mock_api.record"
 ADMIN_PREFIX = "/__admin"
@@ -180,11 +179,11 @@ def _platform_router(simulator: Simulator) -> APIRouter:
         ) -> str:
             return await simulator.admit_api_request(
                 endpoint,
-                authorization,
-                client_id,
-                request_key(request),
-                request.scope[RECORD_SCOPE_KEY],
-                partial(until_disconnected, request.receive),
+                authorization=authorization,
+                client_id=client_id,
+                request_key=request_key(request),
+                record=request.scope[RECORD_SCOPE_KEY],
+                client_gone=partial(until_disconnected, request.receive),
             )
 
         return admitted_account
@@ -226,12 +225,21 @@ def _platform_router(simulator: Simulator) -> APIRouter:
             int, Query(ge=1, le=simulator.config.max_page_size, description="Campaigns per page.")
         ] = 10,
         day: Annotated[
-            datetime.date | None,
-            Query(alias="date", description="Day of the metrics, YYYY-MM-DD; today (UTC) when absent."),
+            str | None,
+            Query(
+                alias="date",
+                pattern=r"^\d{4}-\d{2}-\d{2}$",
+                description="Day of the metrics, YYYY-MM-DD; today (UTC) when absent.",
+                json_schema_extra={"format": "date"},
+            ),
         ] = None,
     ) -> Response:
         """List the account's campaigns with their metrics for one day, a page at a time."""
-        return Response(simulator.campaigns_page(account_id, page, limit, day), media_type=JSON)
+        try:
+            resolved = None if day is None else parse_day(day)
+        except ValueError:
+            raise ApiError(400, "Bad request", f"Query parameter 'date': {day!r} is not a calendar day.") from None
+        return Response(simulator.campaigns_page(account_id, page, limit, resolved), media_type=JSON)
 
     @router.post(
         "/api/campaigns/{campaign_id}/sync",

@@ -25,9 +25,9 @@ class EndpointFaults(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    error_rate: float = Field(0.0, ge=0.0, le=1.0, description="Share of requests answered 503.")
-    hang_rate: float = Field(0.0, ge=0.0, le=1.0, description="Share of requests that never answer.")
-    extra_latency_seconds: float = Field(0.0, ge=0.0, description="Delay added before every answer.")
+    error_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="Share of requests answered 503.")
+    hang_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="Share of requests that never answer.")
+    extra_latency_seconds: float = Field(default=0.0, ge=0.0, description="Delay added before every answer.")
 
     @model_validator(mode="after")
     def _rates_fit_in_one(self) -> EndpointFaults:

@@ -155,7 +155,7 @@ def campaign_record(seed: int, account_id: str, number: int, day: date) -> dict[
 
 @lru_cache(maxsize=65536)
 def _json_fragments(seed: int, account_id: str, number: int) -> tuple[str, str]:
-    name, _, budget, created_at = campaign_profile(seed, account_id, number)
+    name, _, _, created_at = campaign_profile(seed, account_id, number)
     head = f'{{"id":"{campaign_id(number)}","name":{json.dumps(name, ensure_ascii=False)},"status":"'
     return head, f',"created_at":"{created_at}"}}'
 

@@ -80,7 +80,7 @@ class ErrorBody(BaseModel):
 class UnauthorizedBody(ErrorBody):
     """A 401: ``Unauthorized``, ``Invalid credentials`` or ``Token expired`` (with ``expired_at``)."""
 
-    expired_at: str | None = Field(None, description="ISO-8601; only when error is 'Token expired'.")
+    expired_at: str | None = Field(default=None, description="ISO-8601; only when error is 'Token expired'.")
 
 
 class RateLimitedBody(ErrorBody):

@@ -183,6 +183,7 @@ class Simulator:
     async def admit_api_request(
         self,
         endpoint: Endpoint,
+        *,
         authorization: str | None,
         client_id: str | None,
         request_key: str,

@@ -31,6 +31,9 @@ def _assert_clean_json_error(response: httpx.Response, status: int, error: str) 
         ({"limit": "1e3"}, "'limit'"),
         ({"date": "2024-13-01"}, "'date'"),
         ({"date": "yesterday"}, "'date'"),
+        ({"date": "2024-02-30"}, "'date': '2024-02-30' is not a calendar day"),
+        ({"date": "1704067200"}, "'date'"),
+        ({"date": "2024-01-01T00:00:00"}, "'date'"),
     ],
 )
 def test_invalid_or_oversized_list_parameters_get_400(

@@ -52,11 +52,11 @@ def _status(api: MockApiServer, method: str, path: str, *, server_error: bool = 
 def test_every_refusal_matches_its_documented_schema(api: MockApiServer) -> None:
     token = api.token("acme-retail")
     api.set_faults({"rate_limit": 2, "rate_window_seconds": 60})
-    unknown = {"path_parameters": {"campaign_id": "campaign_999"}, "body": {"campaign_id": "campaign_999"}}
 
     assert _status(api, "POST", "/auth/token", headers={"Authorization": "Basic bm9ib2R5Ong="}) == 401
     assert _status(api, "GET", LISTING, headers=bearer(token), query={"limit": 5}) == 200
-    assert _status(api, "POST", SYNC, headers=bearer(token), **unknown) == 404
+    unknown = {"campaign_id": "campaign_999"}
+    assert _status(api, "POST", SYNC, headers=bearer(token), path_parameters=unknown, body=unknown) == 404
     assert _status(api, "GET", LISTING, headers=bearer(token)) == 429
 
     api.reset()

@@ -62,7 +62,7 @@ def test_has_more_ignores_total_and_pages_run_past_it(quirky: MockApiServer, htt
 
 def test_metrics_are_random_on_every_call(quirky: MockApiServer, http: httpx.Client) -> None:
     token = quirky.token()
-    params = {"page": 1, "limit": 20, "date": "2024-01-01"}
+    params: dict[str, str | int] = {"page": 1, "limit": 20, "date": "2024-01-01"}
 
     first, second = (http.get("/api/campaigns", params=params, headers=bearer(token)).json() for _ in range(2))
 
