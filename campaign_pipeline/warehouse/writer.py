@@ -1,0 +1,560 @@
+"""How campaign rows reach PostgreSQL: the :class:`Warehouse` writer and its bookkeeping tables.
+
+A partition is one account-day. :meth:`Warehouse.replace_partition` makes the
+database hold exactly the frame's rows for it: the frame is validated, streamed
+with COPY into a temporary table, and merged in one transaction that inserts
+new rows, rewrites changed rows only and deletes the rows the platform no
+longer returns. Readers see the old day or the new day, never a mix.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from typing import Any, ClassVar
+
+import pandas as pd
+import psycopg
+import pyarrow as pa
+from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
+from psycopg_pool import ConnectionPool
+
+from campaign_pipeline.settings import redact_url
+from campaign_pipeline.warehouse.copy_data import csv_copy_chunks
+from campaign_pipeline.warehouse.frame import CAMPAIGN_FRAME_COLUMNS, frame_from_columns, frame_to_arrow
+from campaign_pipeline.warehouse.migrate import apply_migrations, load_migrations
+from campaign_pipeline.warehouse.transactions import TransactionRunner
+
+log = logging.getLogger(__name__)
+
+STAGING_TABLE = "campaign_staging"
+STAGING_COLUMNS: tuple[str, ...] = (
+    "campaign_id",
+    "name",
+    "status",
+    "budget",
+    "impressions",
+    "clicks",
+    "conversions",
+    "created_at",
+)
+
+_CREATE_STAGING = """
+    CREATE TEMPORARY TABLE campaign_staging (
+        campaign_id text COLLATE "C" NOT NULL,
+        name        text NOT NULL,
+        status      text NOT NULL,
+        budget      numeric(18, 2) NOT NULL,
+        impressions bigint NOT NULL,
+        clicks      bigint NOT NULL,
+        conversions bigint NOT NULL,
+        created_at  timestamp NOT NULL
+    ) ON COMMIT DROP
+"""
+
+# staging.created_at holds UTC wall-clock times; AT TIME ZONE 'UTC' makes them instants.
+_UPDATE_CAMPAIGNS = """
+    UPDATE campaigns AS c
+    SET name = s.name, status = s.status, budget = s.budget, created_at = s.created_at AT TIME ZONE 'UTC',
+        attributes_as_of = %(day)s, loaded_at = now(), loaded_by_run_id = %(run_id)s
+    FROM campaign_staging AS s
+    WHERE c.account_id = %(account_id)s
+      AND c.campaign_id = s.campaign_id
+      AND (c.attributes_as_of < %(day)s
+           OR (c.attributes_as_of = %(day)s
+               AND (c.name, c.status, c.budget, c.created_at)
+                   IS DISTINCT FROM (s.name, s.status, s.budget, s.created_at AT TIME ZONE 'UTC')))
+"""
+
+_INSERT_CAMPAIGNS = """
+    INSERT INTO campaigns (account_id, campaign_id, name, status, budget, created_at,
+                           attributes_as_of, loaded_at, loaded_by_run_id)
+    SELECT %(account_id)s, s.campaign_id, s.name, s.status, s.budget, s.created_at AT TIME ZONE 'UTC',
+           %(day)s, now(), %(run_id)s
+    FROM campaign_staging AS s
+    WHERE NOT EXISTS (
+        SELECT FROM campaigns AS c WHERE c.account_id = %(account_id)s AND c.campaign_id = s.campaign_id
+    )
+"""
+
+_DELETE_STALE_METRICS = """
+    DELETE FROM campaign_daily_metrics AS m
+    WHERE m.account_id = %(account_id)s
+      AND m.metrics_date = %(day)s
+      AND NOT EXISTS (SELECT FROM campaign_staging AS s WHERE s.campaign_id = m.campaign_id)
+"""
+
+_UPDATE_CHANGED_METRICS = """
+    UPDATE campaign_daily_metrics AS m
+    SET status = s.status, budget = s.budget, impressions = s.impressions, clicks = s.clicks,
+        conversions = s.conversions, loaded_at = now(), loaded_by_run_id = %(run_id)s
+    FROM campaign_staging AS s
+    WHERE m.account_id = %(account_id)s
+      AND m.metrics_date = %(day)s
+      AND m.campaign_id = s.campaign_id
+      AND (m.status, m.budget, m.impressions, m.clicks, m.conversions)
+          IS DISTINCT FROM (s.status, s.budget, s.impressions, s.clicks, s.conversions)
+"""
+
+_INSERT_NEW_METRICS = """
+    INSERT INTO campaign_daily_metrics (account_id, metrics_date, campaign_id, status, budget,
+                                        impressions, clicks, conversions, loaded_at, loaded_by_run_id)
+    SELECT %(account_id)s, %(day)s, s.campaign_id, s.status, s.budget,
+           s.impressions, s.clicks, s.conversions, now(), %(run_id)s
+    FROM campaign_staging AS s
+    WHERE NOT EXISTS (
+        SELECT FROM campaign_daily_metrics AS m
+        WHERE m.account_id = %(account_id)s AND m.metrics_date = %(day)s AND m.campaign_id = s.campaign_id
+    )
+"""
+
+_READ_PARTITION = """
+    SELECT m.account_id, m.metrics_date, m.campaign_id, c.name, m.status, m.budget,
+           m.impressions, m.clicks, m.conversions, c.created_at
+    FROM campaign_daily_metrics AS m
+    JOIN campaigns AS c USING (account_id, campaign_id)
+    WHERE m.account_id = %(account_id)s AND m.metrics_date = %(day)s
+    ORDER BY m.campaign_id
+"""
+
+_RECORD_FAILURES = """
+    INSERT INTO campaign_sync_failures AS f (account_id, metrics_date, campaign_id, reason, attempts,
+                                             first_seen, last_seen, run_id)
+    SELECT %(account_id)s, %(day)s, failure.campaign_id, failure.reason, failure.attempts, now(), now(), %(run_id)s
+    FROM unnest(%(campaign_ids)s::text[], %(reasons)s::text[], %(attempts)s::integer[])
+         AS failure (campaign_id, reason, attempts)
+    ON CONFLICT (account_id, metrics_date, campaign_id) DO UPDATE
+    SET reason = EXCLUDED.reason, attempts = f.attempts + EXCLUDED.attempts,
+        last_seen = EXCLUDED.last_seen, run_id = EXCLUDED.run_id
+"""
+
+# A value left out (None) keeps the stored one while the same run reports; a new run starts afresh.
+_UPDATE_PROGRESS = """
+    INSERT INTO partition_progress AS p (account_id, metrics_date, run_id, phase, pages_fetched,
+                                         campaigns_total, campaigns_synced, updated_at)
+    VALUES (%(account_id)s, %(day)s, %(run_id)s, %(phase)s, COALESCE(%(pages_fetched)s::integer, 0),
+            %(campaigns_total)s::integer, COALESCE(%(campaigns_synced)s::integer, 0), now())
+    ON CONFLICT (account_id, metrics_date) DO UPDATE
+    SET run_id = EXCLUDED.run_id,
+        phase = EXCLUDED.phase,
+        pages_fetched = CASE WHEN %(pages_fetched)s::integer IS NULL AND p.run_id = EXCLUDED.run_id
+                             THEN p.pages_fetched ELSE EXCLUDED.pages_fetched END,
+        campaigns_total = CASE WHEN %(campaigns_total)s::integer IS NULL AND p.run_id = EXCLUDED.run_id
+                               THEN p.campaigns_total ELSE EXCLUDED.campaigns_total END,
+        campaigns_synced = CASE WHEN %(campaigns_synced)s::integer IS NULL AND p.run_id = EXCLUDED.run_id
+                                THEN p.campaigns_synced ELSE EXCLUDED.campaigns_synced END,
+        updated_at = EXCLUDED.updated_at
+"""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What one :meth:`Warehouse.replace_partition` did to the partition's metric rows.
+
+    Attributes:
+        inserted: Campaign rows the day did not have.
+        updated: Rows whose values changed; only these were rewritten.
+        deleted: Rows of campaigns the platform no longer returned for the day.
+        unchanged: Rows left untouched (they keep their ``loaded_at`` and run id).
+        campaigns_written: Rows of ``campaigns`` inserted or updated with newer attributes.
+    """
+
+    inserted: int
+    updated: int
+    deleted: int
+    unchanged: int
+    campaigns_written: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Return the counts by name, e.g. for run metadata."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CampaignFailure:
+    """A campaign whose sync keeps failing for an account-day.
+
+    Attributes:
+        reason: The last failure's reason.
+        attempts: Failed attempts so far, over all runs.
+        first_seen: When the first failure was recorded.
+        last_seen: When the last failure was recorded.
+        run_id: The run that recorded the last failure.
+    """
+
+    reason: str
+    attempts: int
+    first_seen: datetime
+    last_seen: datetime
+    run_id: str
+
+
+class Warehouse:
+    """The campaign warehouse in one PostgreSQL database, reached through a connection pool.
+
+    Every public method is one transaction. A transaction whose connection is
+    lost is run again whole, up to ``transaction_retries`` times (see
+    :class:`~campaign_pipeline.warehouse.transactions.TransactionRunner`).
+
+    Args:
+        url: libpq URL of the database, e.g. ``postgresql://user:password@host:5432/warehouse``.
+        min_connections: Connections the pool keeps open.
+        max_connections: Most connections the pool opens.
+        statement_timeout_seconds: Longest a statement may run before PostgreSQL cancels it.
+        transaction_retries: Times a transaction is run again after its connection was lost.
+        application_name: Shown in ``pg_stat_activity``.
+        retry_delay_seconds: Wait before the first retry, doubled for each next one.
+    """
+
+    _shared: ClassVar[dict[tuple[Any, ...], Warehouse]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_connections: int = 1,
+        max_connections: int = 4,
+        statement_timeout_seconds: float = 300,
+        transaction_retries: int = 2,
+        application_name: str = "campaign_pipeline",
+        retry_delay_seconds: float = 0.5,
+    ) -> None:
+        if not statement_timeout_seconds > 0:
+            raise ValueError(f"statement_timeout_seconds must be greater than 0, not {statement_timeout_seconds}.")
+        self._url = url
+        self._application_name = application_name
+        self._statement_timeout_ms = max(1, round(statement_timeout_seconds * 1000))
+        self._pool = ConnectionPool(
+            url,
+            min_size=min_connections,
+            max_size=max_connections,
+            kwargs={"application_name": application_name},
+            configure=self._configure_connection,
+            check=ConnectionPool.check_connection,
+            name=application_name,
+            open=True,
+        )
+        self._transactions = TransactionRunner(
+            self._pool, retries=transaction_retries, retry_delay_seconds=retry_delay_seconds
+        )
+        self._migrated = False
+        self._migrate_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, url: str, **options: Any) -> Warehouse:
+        """Return this process's writer for ``url`` and ``options``, creating it on first use.
+
+        One pool per process: every caller with the same URL and options gets the
+        same instance. A child process started by ``fork`` gets its own.
+        """
+        key = (os.getpid(), url, tuple(sorted(options.items())))
+        with cls._shared_lock:
+            warehouse = cls._shared.get(key)
+            if warehouse is None or warehouse.closed:
+                if not cls._shared:
+                    atexit.register(cls.close_shared)
+                warehouse = cls._shared[key] = cls(url, **options)
+        return warehouse
+
+    @classmethod
+    def close_shared(cls) -> None:
+        """Close the shared writers this process created."""
+        with cls._shared_lock:
+            mine = [key for key in cls._shared if key[0] == os.getpid()]
+            for key in mine:
+                cls._shared.pop(key).close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._pool.closed
+
+    def close(self) -> None:
+        """Close the pool and its connections."""
+        self._pool.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Warehouse({redact_url(self._url)!r})"
+
+    def migrate(self) -> list[str]:
+        """Apply the schema migrations not yet applied; return their versions (empty if none)."""
+        with psycopg.connect(
+            self._url, autocommit=True, application_name=self._application_name, connect_timeout=30
+        ) as connection:
+            applied = apply_migrations(connection, load_migrations())
+        for version in applied:
+            log.info("Applied warehouse migration %s.", version)
+        return applied
+
+    def ensure_migrated(self) -> None:
+        """Run :meth:`migrate` once for this writer; later calls return at once."""
+        with self._migrate_lock:
+            if not self._migrated:
+                self.migrate()
+                self._migrated = True
+
+    def replace_partition(self, account_id: str, day: date, frame: pd.DataFrame, *, run_id: str) -> LoadResult:
+        """Make the account-day hold exactly the rows of ``frame``, in one transaction.
+
+        New campaigns are inserted, changed rows rewritten, unchanged rows left
+        alone (so a rerun writes nothing), and rows of campaigns absent from
+        ``frame`` deleted. Campaign attributes are updated unless a later day
+        has already been loaded. Loads of one account take turns through an
+        advisory lock, as they share the account's ``campaigns`` rows.
+
+        Retrying is safe even when the outcome of a lost COMMIT is unknown: the
+        load is idempotent, since running it again converges to the same rows.
+
+        Args:
+            account_id: The account.
+            day: The day.
+            frame: A campaign frame of that account-day (see ``frame.validate_frame``).
+            run_id: Recorded in ``loaded_by_run_id`` of the rows this load writes.
+
+        Returns:
+            The counts of inserted, updated, deleted and unchanged rows.
+
+        Raises:
+            FrameValidationError: ``frame`` breaks a rule; nothing was written.
+        """
+        staged = frame_to_arrow(frame, account_id=account_id, day=day).select(list(STAGING_COLUMNS))
+        params = {"account_id": account_id, "day": day, "run_id": run_id}
+
+        def load(connection: psycopg.Connection) -> LoadResult:
+            self._lock_account(connection, account_id)
+            self._stage(connection, staged)
+            campaigns_written = self._merge_campaigns(connection, params)
+            deleted = self._delete_stale_metrics(connection, params)
+            updated = self._update_changed_metrics(connection, params)
+            inserted = self._insert_new_metrics(connection, params)
+            unchanged = staged.num_rows - inserted - updated
+            return LoadResult(inserted, updated, deleted, unchanged, campaigns_written)
+
+        result = self._transactions.run(load, description=f"the load of {account_id} {day}", idempotent=True)
+        log.info("Loaded %s %s: %s.", account_id, day, result.as_dict())
+        return result
+
+    def read_partition(self, account_id: str, day: date) -> pd.DataFrame:
+        """Return the account-day as a campaign frame, sorted by campaign id.
+
+        ``status`` and ``budget`` are the day's; ``name`` and ``created_at`` are
+        the campaign's latest known attributes.
+        """
+        rows = self._read(_READ_PARTITION, {"account_id": account_id, "day": day})
+        columns = list(zip(*rows)) or [()] * len(CAMPAIGN_FRAME_COLUMNS)
+        return frame_from_columns(dict(zip(CAMPAIGN_FRAME_COLUMNS, columns, strict=True)))
+
+    def partition_row_count(self, account_id: str, day: date) -> int:
+        """Return how many metric rows the account-day holds."""
+        rows = self._read(
+            "SELECT count(*) FROM campaign_daily_metrics WHERE account_id = %s AND metrics_date = %s",
+            (account_id, day),
+        )
+        return int(rows[0][0])
+
+    def synced_campaign_ids(self, account_id: str, day: date) -> set[str]:
+        """Return the campaigns already synced for the account-day."""
+        rows = self._read(
+            "SELECT campaign_id FROM campaign_sync_progress WHERE account_id = %s AND metrics_date = %s",
+            (account_id, day),
+        )
+        return {campaign_id for (campaign_id,) in rows}
+
+    def record_campaign_synced(
+        self, account_id: str, day: date, campaign_id: str, *, run_id: str, synced_at: datetime
+    ) -> None:
+        """Record that a campaign of the account-day was synced; recording it again updates the time."""
+        self._write(
+            """
+            INSERT INTO campaign_sync_progress (account_id, metrics_date, campaign_id, synced_at, run_id)
+            VALUES (%s, %s, %s, %s, %s)
+            ON CONFLICT (account_id, metrics_date, campaign_id) DO UPDATE
+            SET synced_at = EXCLUDED.synced_at, run_id = EXCLUDED.run_id
+            """,
+            (account_id, day, campaign_id, synced_at, run_id),
+            description=f"recording a synced campaign of {account_id} {day}",
+        )
+
+    def reset_sync_progress(self, account_id: str, day: date) -> int:
+        """Forget which campaigns of the account-day were synced; return how many were."""
+        return self._write(
+            "DELETE FROM campaign_sync_progress WHERE account_id = %s AND metrics_date = %s",
+            (account_id, day),
+            description=f"resetting the sync progress of {account_id} {day}",
+        )
+
+    def record_campaign_failures(
+        self, account_id: str, day: date, failures: Mapping[str, tuple[str, int]], *, run_id: str
+    ) -> None:
+        """Add failed sync attempts to the ledger of the account-day.
+
+        Args:
+            account_id: The account.
+            day: The day.
+            failures: Reason of the last failure and attempts made, by campaign id.
+                Attempts add up over calls; the reason is replaced.
+            run_id: The run that saw the failures.
+        """
+        if not failures:
+            return
+        for campaign_id, (_, attempts) in failures.items():
+            if attempts < 1:
+                raise ValueError(f"attempts of campaign {campaign_id!r} must be 1 or more, not {attempts}.")
+        params = {
+            "account_id": account_id,
+            "day": day,
+            "run_id": run_id,
+            "campaign_ids": list(failures),
+            "reasons": [reason for reason, _ in failures.values()],
+            "attempts": [attempts for _, attempts in failures.values()],
+        }
+        self._write(
+            _RECORD_FAILURES,
+            params,
+            description=f"recording sync failures of {account_id} {day}",
+            idempotent=False,
+        )
+
+    def clear_campaign_failures(
+        self, account_id: str, day: date, campaign_ids: Iterable[str] | None = None
+    ) -> int:
+        """Remove campaigns (all when ``campaign_ids`` is None) from the ledger; return how many were there."""
+        ids = None if campaign_ids is None else list(campaign_ids)
+        return self._write(
+            """
+            DELETE FROM campaign_sync_failures
+            WHERE account_id = %s AND metrics_date = %s AND (%s::text[] IS NULL OR campaign_id = ANY(%s::text[]))
+            """,
+            (account_id, day, ids, ids),
+            description=f"clearing sync failures of {account_id} {day}",
+        )
+
+    def campaign_failures(self, account_id: str, day: date) -> dict[str, CampaignFailure]:
+        """Return the failure ledger of the account-day by campaign id."""
+        rows = self._read(
+            """
+            SELECT campaign_id, reason, attempts, first_seen, last_seen, run_id
+            FROM campaign_sync_failures WHERE account_id = %s AND metrics_date = %s
+            """,
+            (account_id, day),
+        )
+        return {campaign_id: CampaignFailure(*details) for campaign_id, *details in rows}
+
+    def update_progress(
+        self,
+        account_id: str,
+        day: date,
+        *,
+        run_id: str,
+        phase: str,
+        pages_fetched: int | None = None,
+        campaigns_total: int | None = None,
+        campaigns_synced: int | None = None,
+    ) -> None:
+        """Record how far the run of an account-day has come.
+
+        A count left out keeps its stored value while the same run reports;
+        the first report of a new run resets it (0, or unknown for the total).
+        """
+        self._write(
+            _UPDATE_PROGRESS,
+            {
+                "account_id": account_id,
+                "day": day,
+                "run_id": run_id,
+                "phase": phase,
+                "pages_fetched": pages_fetched,
+                "campaigns_total": campaigns_total,
+                "campaigns_synced": campaigns_synced,
+            },
+            description=f"updating the progress of {account_id} {day}",
+        )
+
+    def read_progress(self, day: date, account_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Return the progress of the given accounts on ``day``; accounts with none are left out.
+
+        Each value holds ``run_id``, ``phase``, ``pages_fetched``, ``campaigns_total``
+        (None until known), ``campaigns_synced`` and ``updated_at``.
+        """
+        rows = self._read(
+            """
+            SELECT account_id, run_id, phase, pages_fetched, campaigns_total, campaigns_synced, updated_at
+            FROM partition_progress WHERE metrics_date = %s AND account_id = ANY(%s::text[])
+            """,
+            (day, list(account_ids)),
+        )
+        names = ("run_id", "phase", "pages_fetched", "campaigns_total", "campaigns_synced", "updated_at")
+        return {account_id: dict(zip(names, values, strict=True)) for account_id, *values in rows}
+
+    def _configure_connection(self, connection: psycopg.Connection) -> None:
+        connection.execute(
+            "SELECT set_config('statement_timeout', %s, false)", (f"{self._statement_timeout_ms}ms",)
+        )
+        connection.commit()
+
+    def _read(self, query: str, params: Mapping[str, Any] | tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        def read(connection: psycopg.Connection) -> list[tuple[Any, ...]]:
+            return connection.execute(query, params).fetchall()
+
+        return self._transactions.run(read, description="a read", idempotent=True)
+
+    def _write(
+        self,
+        query: str,
+        params: Mapping[str, Any] | tuple[Any, ...],
+        *,
+        description: str,
+        idempotent: bool = True,
+    ) -> int:
+        def write(connection: psycopg.Connection) -> int:
+            return connection.execute(query, params).rowcount
+
+        return self._transactions.run(write, description=description, idempotent=idempotent)
+
+    def _lock_account(self, connection: psycopg.Connection, account_id: str) -> None:
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (account_lock_key(account_id),))
+
+    def _stage(self, connection: psycopg.Connection, staged: pa.Table) -> None:
+        connection.execute(_CREATE_STAGING)
+        copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+            sql.Identifier(STAGING_TABLE), sql.SQL(", ").join(map(sql.Identifier, staged.column_names))
+        )
+        cursor = connection.cursor()
+        # The queued writer sends one chunk while the next is being formatted.
+        with cursor.copy(copy, writer=QueuedLibpqWriter(cursor)) as stream:
+            for chunk in csv_copy_chunks(staged):
+                stream.write(chunk)
+        connection.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(STAGING_TABLE)))
+
+    def _merge_campaigns(self, connection: psycopg.Connection, params: Mapping[str, Any]) -> int:
+        updated = connection.execute(_UPDATE_CAMPAIGNS, params).rowcount
+        return updated + connection.execute(_INSERT_CAMPAIGNS, params).rowcount
+
+    def _delete_stale_metrics(self, connection: psycopg.Connection, params: Mapping[str, Any]) -> int:
+        return connection.execute(_DELETE_STALE_METRICS, params).rowcount
+
+    def _update_changed_metrics(self, connection: psycopg.Connection, params: Mapping[str, Any]) -> int:
+        return connection.execute(_UPDATE_CHANGED_METRICS, params).rowcount
+
+    def _insert_new_metrics(self, connection: psycopg.Connection, params: Mapping[str, Any]) -> int:
+        return connection.execute(_INSERT_NEW_METRICS, params).rowcount
+
+
+def account_lock_key(account_id: str) -> int:
+    """Return the advisory-lock key of an account: 64 bits of a hash of its id."""
+    digest = hashlib.blake2b(account_id.encode("utf-8"), digest_size=8, person=b"cp-account").digest()
+    return int.from_bytes(digest, "big", signed=True)
