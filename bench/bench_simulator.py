@@ -8,7 +8,8 @@ Run with ``python -m bench.bench_simulator``. Two figures:
    new day on every request (each page built from scratch, as a pipeline
    backfill sees it). The load generator is a minimal asyncio HTTP/1.1 client
    in its own process; both processes' CPU use is reported, so a reader can
-   tell which side was saturated.
+   tell which side was saturated, and requests per server CPU-second give the
+   capacity of one core even on a machine shared with other work.
 2. Hanging requests: N connections each send a list request that hangs; the
    server's thread count and resident memory are read from ``/proc`` before,
    while all N hang, and after the clients give up.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import resource
@@ -34,6 +36,7 @@ from mock_api.testing import MockApiServer
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 FIRST_DAY = date(2024, 1, 1)
+FRESH_DAYS = itertools.count(1)
 
 
 @dataclass
@@ -131,15 +134,17 @@ def measure_list_rate(
         account = accounts[requests_made % len(accounts)]
         if not cold:
             return cached[requests_made % len(cached)]
-        day = FIRST_DAY + timedelta(days=requests_made // len(accounts) + 1)
+        day = FIRST_DAY + timedelta(days=next(FRESH_DAYS))
         return list_request(host, f"/api/campaigns?page=1&limit=100&date={day}", tokens[account])
 
     assert server.pid is not None
-    server_cpu = process_cpu_seconds(server.pid)
-    client_cpu = time.process_time()
+    server_cpu_at_start = process_cpu_seconds(server.pid)
+    client_cpu_at_start = time.process_time()
     started = time.perf_counter()
     result = asyncio.run(_load(server.url, next_request, connections, duration_seconds))
     elapsed = time.perf_counter() - started
+    server_cpu = process_cpu_seconds(server.pid) - server_cpu_at_start
+    client_cpu = time.process_time() - client_cpu_at_start
     latencies = sorted(result.latencies)
     return {
         "pages": "new day per request (built from scratch)" if cold else "5 account-days (cached)",
@@ -148,13 +153,14 @@ def measure_list_rate(
         "requests_per_second": round(result.requests / elapsed),
         "latency_ms_p50": round(1000 * statistics.median(latencies), 2),
         "latency_ms_p99": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 2),
-        "server_cpu_percent": round(100 * (process_cpu_seconds(server.pid) - server_cpu) / elapsed),
-        "load_generator_cpu_percent": round(100 * (time.process_time() - client_cpu) / elapsed),
+        "server_cpu_percent": round(100 * server_cpu / elapsed),
+        "requests_per_server_cpu_second": round(result.requests / server_cpu),
+        "load_generator_cpu_percent": round(100 * client_cpu / elapsed),
     }
 
 
-async def _hang_many(url: str, token: str, count: int, pid: int, server: MockApiServer) -> dict[str, Any]:
-    address = urlsplit(url)
+async def _hang_many(server: MockApiServer, token: str, count: int, pid: int) -> dict[str, Any]:
+    address = urlsplit(server.url)
     host, port = address.hostname or "127.0.0.1", address.port or 80
     request = list_request(address.netloc, "/api/campaigns?page=1&limit=100", token)
     before = process_status(pid)
@@ -193,13 +199,13 @@ def _client_closed(server: MockApiServer) -> int:
     )
 
 
-def measure_hangs(server: MockApiServer, token: str, count: int) -> dict[str, Any]:
+def measure_hangs(server: MockApiServer, count: int) -> dict[str, Any]:
     """Hold ``count`` hanging list requests open; return the server's threads and memory."""
     server.reset()
     server.set_faults({"list": {"error_rate": 0.0, "hang_rate": 1.0}, "hang_seconds": 120})
     assert server.pid is not None
     try:
-        return asyncio.run(_hang_many(server.url, token, count, server.pid, server))
+        return asyncio.run(_hang_many(server, server.token(), count, server.pid))
     finally:
         server.set_faults({"list": {"hang_rate": 0.0}})
 
@@ -241,7 +247,7 @@ def run(
                 server, tokens, cold=cold, connections=connections, duration_seconds=duration_seconds
             )
             figures["list_cold" if cold else "list_cached"] = phase
-        figures["hangs"] = measure_hangs(server, tokens[DEMO_ACCOUNT_IDS[0]], hanging_requests)
+        figures["hangs"] = measure_hangs(server, hanging_requests)
     return figures
 
 

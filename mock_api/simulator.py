@@ -82,15 +82,19 @@ def bearer_token(header: str | None) -> str:
     return token.strip()
 
 
+@lru_cache(maxsize=512)
+def day_catalogue(seed: int, account_id: str, day: date, campaign_count: int) -> tuple[str, ...]:
+    """Return every campaign of an account-day as JSON, built once for all the pages of that day."""
+    return tuple(campaign_json(seed, account_id, number, day) for number in range(1, campaign_count + 1))
+
+
 @lru_cache(maxsize=1024)
 def render_page(seed: int, account_id: str, day: date, page: int, limit: int, campaign_count: int) -> bytes:
     """Return the JSON body of one page of the deterministic catalogue (cached: it never changes)."""
-    first = (page - 1) * limit + 1
-    last = min(page * limit, campaign_count)
-    data = ",".join(campaign_json(seed, account_id, number, day) for number in range(first, last + 1))
+    campaigns = day_catalogue(seed, account_id, day, campaign_count)[(page - 1) * limit : page * limit]
     has_more = "true" if page * limit < campaign_count else "false"
     pagination = f'{{"page":{page},"limit":{limit},"total":{campaign_count},"has_more":{has_more}}}'
-    return f'{{"data":[{data}],"pagination":{pagination}}}'.encode()
+    return f'{{"data":[{",".join(campaigns)}],"pagination":{pagination}}}'.encode()
 
 
 class Simulator:
