@@ -10,7 +10,7 @@ UNAUTHENTICATED = "(unauthenticated)"
 CLIENT_CLOSED_STATUS = 499
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestRecord:
     """One request as the log shows it; never holds a header or a body.
 

@@ -15,6 +15,7 @@ Typical pytest use: start one server per session, reset it between tests::
 
 from __future__ import annotations
 
+import atexit
 import base64
 import json
 import os
@@ -35,6 +36,13 @@ from mock_api.accounts import account_by_id
 OptionValue = str | int | float | bool | None
 # The server is local: never route operator calls through an HTTP proxy from the environment.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_RUNNING: set[MockApiServer] = set()
+
+
+@atexit.register
+def _kill_forgotten_servers() -> None:
+    for server in list(_RUNNING):
+        server.kill()
 
 
 class MockApiServerError(RuntimeError):
@@ -133,6 +141,7 @@ class MockApiServer:
         command = [sys.executable, "-m", "mock_api", "--host", self.host, "--port", str(self._port), *self.arguments]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        _RUNNING.add(self)
         deadline = time.monotonic() + self.startup_timeout_seconds
         self._url = self._wait_for_url(offset, deadline)
         self._port = int(self._url.rsplit(":", 1)[1])
@@ -141,6 +150,7 @@ class MockApiServer:
 
     def stop(self, timeout_seconds: float = 10.0) -> None:
         """Stop with SIGTERM (SIGKILL after ``timeout_seconds``); the port is kept for :meth:`start`."""
+        _RUNNING.discard(self)
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(signal.SIGTERM)
@@ -154,6 +164,7 @@ class MockApiServer:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        _RUNNING.discard(self)
 
     def restart(self) -> MockApiServer:
         """Stop and start again on the same port; all state (tokens, windows, counters) is lost."""

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -130,3 +131,13 @@ def test_a_killed_server_refuses_connections_until_started_again(api: MockApiSer
         client.get("/health")
     api.start()
     assert httpx.get(f"{api.url}/health", trust_env=False).status_code == 200
+
+
+def test_a_server_left_running_dies_with_the_python_process_that_started_it() -> None:
+    script = "from mock_api.testing import MockApiServer; print(MockApiServer().start().pid)"
+
+    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True)
+
+    pid = int(finished.stdout)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
