@@ -228,7 +228,7 @@ class Simulator:
                 "Bad request",
                 f"Body campaign_id {body_campaign_id!r} does not match the path's {campaign_id!r}.",
             )
-        await self._sleep(self.faults.sync_latency_seconds)
+        await self._pause(self.faults.sync_latency_seconds)
         return {
             "success": True,
             "campaign_id": campaign_id,
@@ -282,7 +282,7 @@ class Simulator:
         outcome = self._outcome(endpoint, account_id, request_key)
         if outcome is Outcome.HANG:
             await self._hang(record, client_gone)
-        await self._sleep(self.faults.endpoint(endpoint).extra_latency_seconds)
+        await self._pause(self.faults.endpoint(endpoint).extra_latency_seconds)
         if outcome is Outcome.ERROR:
             raise ApiError(503, SERVICE_UNAVAILABLE, "The platform is temporarily unavailable; retry later.")
 
@@ -292,8 +292,14 @@ class Simulator:
             self._list_calls[account_id] += 1
             failing = self._list_calls[account_id] % UPSTREAM_ERROR_EVERY == 0
             return Outcome.ERROR if failing else Outcome.PROCEED
-        draw = fault_draw(self.config.seed, endpoint, account_id, request_key, attempt)
-        return decide(draw, self.faults.endpoint(endpoint))
+        faults = self.faults.endpoint(endpoint)
+        if faults.error_rate == faults.hang_rate == 0.0:
+            return Outcome.PROCEED
+        return decide(fault_draw(self.config.seed, endpoint, account_id, request_key, attempt), faults)
+
+    async def _pause(self, seconds: float) -> None:
+        if seconds > 0:
+            await self._sleep(seconds)
 
     async def _hang(self, record: RequestRecord, client_gone: Callable[[], Awaitable[None]]) -> None:
         self.stats.hangs += 1
