@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import random
 import threading
 import time
 from datetime import date
@@ -41,7 +42,7 @@ FAST = {
 
 
 def make_client(api: MockApiServer, account_id: str = ACCOUNT, *, login: AccountCredentials | None = None, **settings: Any) -> AdPlatformClient:
-    options = {key: settings.pop(key) for key in ("clock", "sleep", "limiter", "logger", "log_context") if key in settings}
+    options = {key: settings.pop(key) for key in ("clock", "sleep", "limiter", "logger", "log_context", "rng") if key in settings}
     return AdPlatformClient(
         api.url, account_id, login or credentials(account_id), config=ClientConfig(**{**FAST, **settings}), **options
     )
@@ -54,6 +55,13 @@ def server_requests(api: MockApiServer, endpoint: str, account: str = ACCOUNT) -
 def refused_requests(api: MockApiServer, endpoint: str) -> dict[str, int]:
     """Requests the simulator refused before knowing their account (bad login, expired token)."""
     return server_requests(api, endpoint, account="(unauthenticated)")
+
+
+class MaxRandom(random.Random):
+    """Jitter that always draws the ceiling, so that backoffs are exact."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
 
 
 class TestListing:
@@ -215,7 +223,7 @@ class TestRetries:
     def test_the_proactive_limiter_prevents_every_429(self, api: MockApiServer) -> None:
         api.set_faults({"rate_limit": 5, "rate_window_seconds": 0.25})
         started = time.monotonic()
-        with make_client(api, rate_limit=5, rate_window_seconds=0.25, limiter_safety_margin_seconds=0.01) as client:
+        with make_client(api, rate_limit=5, rate_window_seconds=0.25, limiter_safety_margin_seconds=0.05) as client:
             report = client.sync_campaigns([f"campaign_{n}" for n in range(1, 21)])
         elapsed = time.monotonic() - started
         assert len(report.synced) == 20
@@ -279,15 +287,16 @@ class TestDeadlines:
         api.set_faults({"list": {"error_rate": 1.0}})
         clock = FakeClock()
         with make_client(
-            api, clock=clock, sleep=clock.sleep, partition_deadline_seconds=5.0, read_timeout_seconds=0.5,
-            backoff_base_seconds=2.0, backoff_cap_seconds=2.0,
+            api, clock=clock, sleep=clock.sleep, rng=MaxRandom(), partition_deadline_seconds=5.0,
+            read_timeout_seconds=0.5, backoff_base_seconds=2.0, backoff_cap_seconds=2.0,
         ) as client, pytest.raises(DeadlineExceeded) as raised:
             client.fetch_campaigns(DAY)
         assert str(raised.value).startswith(
             "Account 'acme-retail': the partition deadline of 5 s passed while retrying "
             "GET /api/campaigns page 1 of 2026-11-27 after HTTP 503"
         )
-        assert sum(clock.sleeps) <= 5.0
+        assert [wait for wait in clock.sleeps if wait > 0] == [2.0, 2.0]
+        assert server_requests(api, "list") == {"503": 3}
 
     def test_partition_deadline_while_waiting_for_a_slot_says_so(self, api: MockApiServer) -> None:
         clock = FakeClock()
