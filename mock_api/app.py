@@ -116,7 +116,7 @@ class RequestRecorder:
         try:
             await self.app(scope, receive, send_noting_status)
         except BaseException:
-            record.status = record.status or HTTPStatus.INTERNAL_SERVER_ERROR
+            record.status = record.status or int(HTTPStatus.INTERNAL_SERVER_ERROR)
             raise
         finally:
             self.simulator.finish_record(record)
