@@ -83,11 +83,11 @@ class AdPlatformResource(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Build the shared limiter, and note the run and partition for log lines."""
         self._limiter = self._build_limiter()
-        run = context.dagster_run
-        if run is not None and run.tags.get(PARTITION_TAG):
-            self._log_context["partition"] = run.tags[PARTITION_TAG]
-        if context.run_id:
-            self._log_context["run"] = context.run_id
+        run = context.run
+        if run is not None:
+            if run.tags.get(PARTITION_TAG):
+                self._log_context["partition"] = run.tags[PARTITION_TAG]
+            self._log_context["run"] = run.run_id
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         """Close the shared limiter."""
