@@ -212,8 +212,10 @@ def frame_to_arrow(frame: pd.DataFrame, *, account_id: str | None = None, day: d
     _reject("budget", "non-negative", pc.less(budget, 0), ids)
     for column in METRIC_COLUMNS:
         _reject(column, "non-negative", frame[column] < 0, ids)
-    duplicated = frame.duplicated(subset=list(KEY_COLUMNS), keep=False)
-    _reject("campaign_id", "unique (account_id, metrics_date, campaign_id)", duplicated, ids)
+    # Unique campaign ids make the keys unique; only otherwise is the full key hashed.
+    if not ids.is_unique:
+        duplicated = frame.duplicated(subset=list(KEY_COLUMNS), keep=False)
+        _reject("campaign_id", "unique (account_id, metrics_date, campaign_id)", duplicated, ids)
     if account_id is not None:
         _reject("account_id", f"equals {account_id!r}", frame["account_id"] != account_id, ids)
     if day is not None:

@@ -35,6 +35,8 @@ from campaign_pipeline.warehouse.transactions import TransactionRunner
 log = logging.getLogger(__name__)
 
 STAGING_TABLE = "campaign_staging"
+# Lets the merge's hash joins over a large staged partition stay in memory.
+_LOAD_WORK_MEM = "256MB"
 STAGING_COLUMNS: tuple[str, ...] = (
     "campaign_id",
     "name",
@@ -60,28 +62,24 @@ _CREATE_STAGING = """
 """
 
 # staging.created_at holds UTC wall-clock times; AT TIME ZONE 'UTC' makes them instants.
-_UPDATE_CAMPAIGNS = """
-    UPDATE campaigns AS c
-    SET name = s.name, status = s.status, budget = s.budget, created_at = s.created_at AT TIME ZONE 'UTC',
-        attributes_as_of = %(day)s, loaded_at = now(), loaded_by_run_id = %(run_id)s
-    FROM campaign_staging AS s
-    WHERE c.account_id = %(account_id)s
-      AND c.campaign_id = s.campaign_id
-      AND (c.attributes_as_of < %(day)s
-           OR (c.attributes_as_of = %(day)s
-               AND (c.name, c.status, c.budget, c.created_at)
-                   IS DISTINCT FROM (s.name, s.status, s.budget, s.created_at AT TIME ZONE 'UTC')))
-"""
-
-_INSERT_CAMPAIGNS = """
-    INSERT INTO campaigns (account_id, campaign_id, name, status, budget, created_at,
-                           attributes_as_of, loaded_at, loaded_by_run_id)
-    SELECT %(account_id)s, s.campaign_id, s.name, s.status, s.budget, s.created_at AT TIME ZONE 'UTC',
-           %(day)s, now(), %(run_id)s
-    FROM campaign_staging AS s
-    WHERE NOT EXISTS (
-        SELECT FROM campaigns AS c WHERE c.account_id = %(account_id)s AND c.campaign_id = s.campaign_id
-    )
+_MERGE_CAMPAIGNS = """
+    MERGE INTO campaigns AS c
+    USING campaign_staging AS s
+    ON c.account_id = %(account_id)s AND c.campaign_id = s.campaign_id
+    WHEN MATCHED AND (
+        c.attributes_as_of < %(day)s
+        OR (c.attributes_as_of = %(day)s
+            AND (c.name, c.status, c.budget, c.created_at)
+                IS DISTINCT FROM (s.name, s.status, s.budget, s.created_at AT TIME ZONE 'UTC'))
+    ) THEN
+        UPDATE SET name = s.name, status = s.status, budget = s.budget,
+                   created_at = s.created_at AT TIME ZONE 'UTC', attributes_as_of = %(day)s,
+                   loaded_at = now(), loaded_by_run_id = %(run_id)s
+    WHEN NOT MATCHED THEN
+        INSERT (account_id, campaign_id, name, status, budget, created_at,
+                attributes_as_of, loaded_at, loaded_by_run_id)
+        VALUES (%(account_id)s, s.campaign_id, s.name, s.status, s.budget, s.created_at AT TIME ZONE 'UTC',
+                %(day)s, now(), %(run_id)s)
 """
 
 _DELETE_STALE_METRICS = """
@@ -91,28 +89,23 @@ _DELETE_STALE_METRICS = """
       AND NOT EXISTS (SELECT FROM campaign_staging AS s WHERE s.campaign_id = m.campaign_id)
 """
 
-_UPDATE_CHANGED_METRICS = """
-    UPDATE campaign_daily_metrics AS m
-    SET status = s.status, budget = s.budget, impressions = s.impressions, clicks = s.clicks,
-        conversions = s.conversions, loaded_at = now(), loaded_by_run_id = %(run_id)s
-    FROM campaign_staging AS s
-    WHERE m.account_id = %(account_id)s
-      AND m.metrics_date = %(day)s
-      AND m.campaign_id = s.campaign_id
-      AND (m.status, m.budget, m.impressions, m.clicks, m.conversions)
-          IS DISTINCT FROM (s.status, s.budget, s.impressions, s.clicks, s.conversions)
+_COUNT_PARTITION = """
+    SELECT count(*) FROM campaign_daily_metrics WHERE account_id = %(account_id)s AND metrics_date = %(day)s
 """
 
-_INSERT_NEW_METRICS = """
-    INSERT INTO campaign_daily_metrics (account_id, metrics_date, campaign_id, status, budget,
-                                        impressions, clicks, conversions, loaded_at, loaded_by_run_id)
-    SELECT %(account_id)s, %(day)s, s.campaign_id, s.status, s.budget,
-           s.impressions, s.clicks, s.conversions, now(), %(run_id)s
-    FROM campaign_staging AS s
-    WHERE NOT EXISTS (
-        SELECT FROM campaign_daily_metrics AS m
-        WHERE m.account_id = %(account_id)s AND m.metrics_date = %(day)s AND m.campaign_id = s.campaign_id
-    )
+_MERGE_METRICS = """
+    MERGE INTO campaign_daily_metrics AS m
+    USING campaign_staging AS s
+    ON m.account_id = %(account_id)s AND m.metrics_date = %(day)s AND m.campaign_id = s.campaign_id
+    WHEN MATCHED AND (m.status, m.budget, m.impressions, m.clicks, m.conversions)
+                     IS DISTINCT FROM (s.status, s.budget, s.impressions, s.clicks, s.conversions) THEN
+        UPDATE SET status = s.status, budget = s.budget, impressions = s.impressions, clicks = s.clicks,
+                   conversions = s.conversions, loaded_at = now(), loaded_by_run_id = %(run_id)s
+    WHEN NOT MATCHED THEN
+        INSERT (account_id, metrics_date, campaign_id, status, budget, impressions, clicks, conversions,
+                loaded_at, loaded_by_run_id)
+        VALUES (%(account_id)s, %(day)s, s.campaign_id, s.status, s.budget, s.impressions, s.clicks,
+                s.conversions, now(), %(run_id)s)
 """
 
 _READ_PARTITION = """
@@ -336,13 +329,14 @@ class Warehouse:
 
         def load(connection: psycopg.Connection) -> LoadResult:
             self._lock_account(connection, account_id)
+            connection.execute("SELECT set_config('work_mem', %s, true)", (_LOAD_WORK_MEM,))
             self._stage(connection, staged)
             campaigns_written = self._merge_campaigns(connection, params)
             deleted = self._delete_stale_metrics(connection, params)
-            updated = self._update_changed_metrics(connection, params)
-            inserted = self._insert_new_metrics(connection, params)
-            unchanged = staged.num_rows - inserted - updated
-            return LoadResult(inserted, updated, deleted, unchanged, campaigns_written)
+            # Every row left in the partition now matches a staged row: the rest are new.
+            inserted = staged.num_rows - connection.execute(_COUNT_PARTITION, params).fetchone()[0]
+            updated = self._merge_metrics(connection, params) - inserted
+            return LoadResult(inserted, updated, deleted, staged.num_rows - inserted - updated, campaigns_written)
 
         result = self._transactions.run(load, description=f"the load of {account_id} {day}", idempotent=True)
         log.info("Loaded %s %s: %s.", account_id, day, result.as_dict())
@@ -541,17 +535,13 @@ class Warehouse:
         connection.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(STAGING_TABLE)))
 
     def _merge_campaigns(self, connection: psycopg.Connection, params: Mapping[str, Any]) -> int:
-        updated = connection.execute(_UPDATE_CAMPAIGNS, params).rowcount
-        return updated + connection.execute(_INSERT_CAMPAIGNS, params).rowcount
+        return connection.execute(_MERGE_CAMPAIGNS, params).rowcount
 
     def _delete_stale_metrics(self, connection: psycopg.Connection, params: Mapping[str, Any]) -> int:
         return connection.execute(_DELETE_STALE_METRICS, params).rowcount
 
-    def _update_changed_metrics(self, connection: psycopg.Connection, params: Mapping[str, Any]) -> int:
-        return connection.execute(_UPDATE_CHANGED_METRICS, params).rowcount
-
-    def _insert_new_metrics(self, connection: psycopg.Connection, params: Mapping[str, Any]) -> int:
-        return connection.execute(_INSERT_NEW_METRICS, params).rowcount
+    def _merge_metrics(self, connection: psycopg.Connection, params: Mapping[str, Any]) -> int:
+        return connection.execute(_MERGE_METRICS, params).rowcount
 
 
 def account_lock_key(account_id: str) -> int:

@@ -1,0 +1,194 @@
+"""Throughput of the warehouse load against raw COPY and pandas ``to_sql``, on one server.
+
+Run ``.venv/bin/python -m bench.bench_warehouse [--rows N] [--url ADMIN_URL]``. Without a
+URL it starts the embedded server in ``.campaign_pipeline/bench-pgdata``; either way it
+works in a database it creates and drops. Figures, in rows per second:
+
+- upsert: :meth:`Warehouse.replace_partition` of an N-row account-day into a table that
+  already holds the first half of it: half the rows are new, half have changed metrics;
+- raw COPY: the same N rows, same formatting path, into an empty table without index;
+- to_sql: ``DataFrame.to_sql(method="multi")`` of a slice (100,000 rows by default).
+
+Peak memory is the process's peak resident set over the whole run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psycopg
+import pyarrow as pa
+import sqlalchemy
+from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
+
+from campaign_pipeline import database
+from campaign_pipeline.warehouse.copy_data import csv_copy_chunks
+from campaign_pipeline.warehouse.frame import CAMPAIGN_ARROW_SCHEMA, CAMPAIGN_FRAME_COLUMNS
+from campaign_pipeline.warehouse.writer import Warehouse
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BENCH_DATA_DIR = REPO_ROOT / ".campaign_pipeline" / "bench-pgdata"
+ACCOUNT_ID = "bench_account"
+DAY = date(2026, 11, 27)
+RAW_TABLE = "raw_copy_campaigns"
+TO_SQL_TABLE = "to_sql_campaigns"
+TO_SQL_CHUNK_ROWS = 1_000
+
+_RAW_TABLE_COLUMNS = sql.SQL(
+    "account_id text, metrics_date date, campaign_id text, name text, status text, budget numeric(18, 2), "
+    "impressions bigint, clicks bigint, conversions bigint, created_at timestamp"
+)
+
+
+def bench_frame(first_id: int, rows: int, *, version: int) -> pd.DataFrame:
+    """Return a campaign frame of ``rows`` campaigns from ``first_id``; ``version`` shifts every metric."""
+    ids = np.arange(first_id, first_id + rows, dtype=np.int64)
+    id_text = pd.Series(ids).astype(str)
+    created_at = datetime(2026, 1, 1, tzinfo=timezone.utc) + pd.to_timedelta(ids % 86_400_000, unit="ms")
+    return pd.DataFrame(
+        {
+            "account_id": pd.array([ACCOUNT_ID] * rows, dtype="string[pyarrow]"),
+            "metrics_date": pd.array([DAY] * rows, dtype=pd.ArrowDtype(pa.date32())),
+            "campaign_id": ("campaign_" + id_text).astype("string[pyarrow]"),
+            "name": ("Campaign " + id_text + " \"spring\" sale, ünïcode").astype("string[pyarrow]"),
+            "status": pd.array(np.where(ids % 3 == 0, "paused", "active"), dtype="string[pyarrow]"),
+            "budget": pd.Series([Decimal(int(cents)).scaleb(-2) for cents in ids * 37 % 10_000_000], dtype=object),
+            "impressions": ids * 7 % 1_000_000 + version,
+            "clicks": ids * 3 % 10_000 + version,
+            "conversions": ids % 1_000 + version,
+            "created_at": pd.Series(created_at, dtype="datetime64[us, UTC]"),
+        },
+        columns=list(CAMPAIGN_FRAME_COLUMNS),
+    )
+
+
+def measure_upsert(warehouse: Warehouse, rows: int) -> dict[str, float | int]:
+    """Preload the first half of a partition, then time replacing it with all ``rows``."""
+    half = rows // 2
+    warehouse.replace_partition(ACCOUNT_ID, DAY, bench_frame(0, half, version=0), run_id="bench-preload")
+    frame = bench_frame(0, rows, version=1)
+    started = time.perf_counter()
+    result = warehouse.replace_partition(ACCOUNT_ID, DAY, frame, run_id="bench-upsert")
+    seconds = time.perf_counter() - started
+    expected = {"inserted": rows - half, "updated": half, "deleted": 0, "unchanged": 0}
+    counts = {key: result.as_dict()[key] for key in expected}
+    if counts != expected:
+        raise AssertionError(f"upsert reported {counts}, expected {expected}")
+    return {"seconds": seconds, "rows_per_second": rows / seconds}
+
+
+def measure_raw_copy(url: str, frame: pd.DataFrame) -> dict[str, float | int]:
+    """Time COPY of ``frame`` into an empty table without index, formatted as the writer formats it.
+
+    No validation and no merge: the Arrow conversion, the CSV formatting and the COPY itself.
+    """
+    with psycopg.connect(url) as connection:
+        connection.execute(sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(RAW_TABLE), _RAW_TABLE_COLUMNS))
+        connection.commit()
+        copy = sql.SQL("COPY {} FROM STDIN (FORMAT csv)").format(sql.Identifier(RAW_TABLE))
+        started = time.perf_counter()
+        table = pa.Table.from_pandas(frame, schema=CAMPAIGN_ARROW_SCHEMA, preserve_index=False)
+        cursor = connection.cursor()
+        with cursor.copy(copy, writer=QueuedLibpqWriter(cursor)) as stream:
+            for chunk in csv_copy_chunks(table):
+                stream.write(chunk)
+        connection.commit()
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "rows_per_second": len(frame) / seconds}
+
+
+def measure_to_sql(url: str, frame: pd.DataFrame) -> dict[str, float | int]:
+    """Time ``frame.to_sql(method="multi")`` through SQLAlchemy's psycopg 3 dialect."""
+    engine = sqlalchemy.create_engine(database.libpq_url(url).replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        started = time.perf_counter()
+        frame.to_sql(TO_SQL_TABLE, engine, index=False, method="multi", chunksize=TO_SQL_CHUNK_ROWS)
+        seconds = time.perf_counter() - started
+    finally:
+        engine.dispose()
+    return {"seconds": seconds, "rows_per_second": len(frame) / seconds}
+
+
+def peak_rss_bytes() -> int:
+    """Return this process's peak resident set size so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def run(rows: int = 1_000_000, url: str | None = None, *, to_sql_rows: int = 100_000) -> dict:
+    """Run the three measurements in a fresh database and return the figures.
+
+    Args:
+        rows: Rows of the partition for the upsert and raw COPY.
+        url: Admin URL of the server; the embedded server when None.
+        to_sql_rows: Rows of the ``to_sql`` slice, scaled to rows per second.
+    """
+    with _bench_database(url) as bench_url:
+        with Warehouse(bench_url, application_name="bench_warehouse") as warehouse:
+            warehouse.migrate()
+            upsert = measure_upsert(warehouse, rows)
+        frame = bench_frame(0, rows, version=1)
+        raw_copy = measure_raw_copy(bench_url, frame)
+        to_sql = measure_to_sql(bench_url, frame.iloc[: min(to_sql_rows, rows)])
+    return {
+        "rows": rows,
+        "upsert": upsert,
+        "raw_copy": raw_copy,
+        "to_sql": to_sql | {"rows": min(to_sql_rows, rows)},
+        "upsert_vs_raw_copy": upsert["rows_per_second"] / raw_copy["rows_per_second"],
+        "upsert_vs_to_sql": upsert["rows_per_second"] / to_sql["rows_per_second"],
+        "peak_rss_bytes": peak_rss_bytes(),
+    }
+
+
+@contextmanager
+def _bench_database(admin_url: str | None) -> Iterator[str]:
+    admin_url = database.libpq_url(admin_url) if admin_url else database.start_embedded_server(BENCH_DATA_DIR)
+    name = f"bench_warehouse_{uuid.uuid4().hex[:8]}"
+    database.ensure_database(admin_url, name)
+    try:
+        yield database.with_database(admin_url, name)
+    finally:
+        database.drop_database(admin_url, name)
+
+
+def format_report(figures: dict) -> str:
+    """Return the figures of :func:`run` as the lines the command prints."""
+    upsert, raw_copy, to_sql = figures["upsert"], figures["raw_copy"], figures["to_sql"]
+    return "\n".join(
+        [
+            f"partition upsert, {figures['rows']:,} rows (half new, half changed): "
+            f"{upsert['rows_per_second']:,.0f} rows/s ({upsert['seconds']:.2f} s)",
+            f"raw COPY into an empty unindexed table: {raw_copy['rows_per_second']:,.0f} rows/s "
+            f"({raw_copy['seconds']:.2f} s)",
+            f"to_sql(method='multi'), {to_sql['rows']:,} rows: {to_sql['rows_per_second']:,.0f} rows/s "
+            f"({to_sql['seconds']:.2f} s)",
+            f"upsert / raw COPY: {figures['upsert_vs_raw_copy']:.2f}x (aim >= 0.4x)",
+            f"upsert / to_sql: {figures['upsert_vs_to_sql']:.1f}x (aim >= 10x)",
+            f"peak memory (RSS): {figures['peak_rss_bytes'] / 2**30:.2f} GiB (aim <= 1.5 GB)",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line, run the benchmark and print its figures."""
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_warehouse", description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the partition (default 1,000,000)")
+    parser.add_argument("--to-sql-rows", type=int, default=100_000, help="rows of the to_sql slice (default 100,000)")
+    parser.add_argument("--url", help="admin URL of a PostgreSQL server (default: the embedded server)")
+    args = parser.parse_args(argv)
+    print(format_report(run(args.rows, args.url, to_sql_rows=args.to_sql_rows)))
+
+
+if __name__ == "__main__":
+    main()
