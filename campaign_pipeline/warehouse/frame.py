@@ -81,6 +81,7 @@ CAMPAIGN_ARROW_SCHEMA = pa.schema(
 )
 
 SAMPLE_SIZE = 5
+_SHOWN_ID_LENGTH = 64
 _MAX_BUDGET = Decimal(10) ** (BUDGET_PRECISION - BUDGET_SCALE)
 _CENT = Decimal(1).scaleb(-BUDGET_SCALE)
 _INT64_LIMIT = 2**63
@@ -214,13 +215,13 @@ def frame_to_arrow(frame: pd.DataFrame, *, account_id: str | None = None, day: d
         _reject(column, "non-negative", frame[column] < 0, ids)
     # Unique campaign ids make the keys unique; only otherwise is the full key hashed.
     if not ids.is_unique:
-        duplicated = frame.duplicated(subset=list(KEY_COLUMNS), keep=False)
+        duplicated = frame.duplicated(subset=list(KEY_COLUMNS), keep="first")
         _reject("campaign_id", "unique (account_id, metrics_date, campaign_id)", duplicated, ids)
     if account_id is not None:
-        _reject("account_id", f"equals {account_id!r}", frame["account_id"] != account_id, ids)
+        _reject("account_id", f"belongs to account {account_id}", frame["account_id"] != account_id, ids)
     if day is not None:
         other_day = pc.not_equal(pa.array(frame["metrics_date"]), pa.scalar(day, pa.date32()))
-        _reject("metrics_date", f"equals {day.isoformat()}", other_day, ids)
+        _reject("metrics_date", f"belongs to day {day.isoformat()}", other_day, ids)
     arrays = [
         budget if field.name == "budget" else pa.array(frame[field.name], type=field.type)
         for field in CAMPAIGN_ARROW_SCHEMA
@@ -281,7 +282,9 @@ def _describe_row(ids: pd.Series, position: int) -> str:
     if pd.isna(campaign_id):
         return f"row {position}"
     text = str(campaign_id)
-    return text if text.isprintable() and len(text) <= 64 and "," not in text else repr(text[:64])
+    if len(text) > _SHOWN_ID_LENGTH:
+        return repr(text[:_SHOWN_ID_LENGTH]) + "..."
+    return text if text.isprintable() and "," not in text else repr(text)
 
 
 def _convert(campaign_id: str, field: str, record: Mapping[str, Any], converter: Callable[[Any], Any]) -> Any:

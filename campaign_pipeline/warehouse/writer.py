@@ -406,8 +406,8 @@ class Warehouse:
         if not failures:
             return
         for campaign_id, (_, attempts) in failures.items():
-            if attempts < 1:
-                raise ValueError(f"attempts of campaign {campaign_id!r} must be 1 or more, not {attempts}.")
+            if attempts < 0:
+                raise ValueError(f"attempts of campaign {campaign_id!r} must be 0 or more, not {attempts}.")
         params = {
             "account_id": account_id,
             "day": day,

@@ -58,7 +58,7 @@ CREATE TABLE campaign_sync_failures (
     metrics_date date NOT NULL,
     campaign_id  text COLLATE "C" NOT NULL,
     reason       text NOT NULL,
-    attempts     integer NOT NULL CHECK (attempts > 0),
+    attempts     integer NOT NULL CHECK (attempts >= 0),
     first_seen   timestamptz NOT NULL,
     last_seen    timestamptz NOT NULL,
     run_id       text NOT NULL,
