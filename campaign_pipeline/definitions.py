@@ -53,6 +53,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 rate_limit=settings.rate_limit,
                 rate_window_seconds=settings.rate_window_seconds,
                 sync_workers=settings.sync_workers,
+                read_timeout_seconds=settings.read_timeout_seconds,
             ),
             "warehouse": WarehouseResource(url=dg.EnvVar(setting_names.WAREHOUSE_URL)),
             "frame_io_manager": ParquetIOManager(base_dir=str(settings.home / "frames")),
