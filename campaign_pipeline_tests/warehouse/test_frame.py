@@ -119,7 +119,10 @@ def test_empty_frame_has_the_canonical_columns_and_dtypes_and_is_valid() -> None
         ({"budget": 10**16}, "campaign 'campaign_2' field 'budget': does not fit decimal(18, 2)"),
         ({"name": 7}, "campaign 'campaign_2' field 'name': expected text, got int"),
         ({"created_at": "yesterday"}, "campaign 'campaign_2' field 'created_at': expected an ISO-8601 timestamp"),
-        ({"created_at": "2026-11-27T21:36:11"}, "campaign 'campaign_2' field 'created_at': timestamp has no UTC offset"),
+        (
+            {"created_at": "2026-11-27T21:36:11"},
+            "campaign 'campaign_2' field 'created_at': timestamp has no UTC offset",
+        ),
     ],
 )
 def test_conversion_errors_name_the_campaign_and_the_field(changes: dict[str, Any], message: str) -> None:
