@@ -1,6 +1,5 @@
 """The two assets of one account-day: the platform's snapshot and the warehouse load."""
 
-from __future__ import annotations
 
 import contextlib
 import threading
@@ -91,9 +90,9 @@ def build_campaign_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.As
         with _fatal_errors_fail_without_retry(account_day):
             validate_frame(campaign_snapshots, account_id=account_day.account_id, day=account_day.day)
         result = store.replace_partition(
-            account_day.account_id, account_day.day, campaign_snapshots, run_id=context.run_id
+            account_day.account_id, account_day.day, campaign_snapshots, run_id=context.run.run_id
         )
-        store.update_progress(account_day.account_id, account_day.day, run_id=context.run_id, phase="loaded")
+        store.update_progress(account_day.account_id, account_day.day, run_id=context.run.run_id, phase="loaded")
         # The partition is complete: a later rerun is a new sync, not a resumption.
         store.reset_sync_progress(account_day.account_id, account_day.day)
         stored = store.read_partition(account_day.account_id, account_day.day)
@@ -122,7 +121,7 @@ def _pull_campaigns(context, client, store, account_day: AccountDay) -> pd.DataF
         nonlocal pages
         pages += 1
         store.update_progress(
-            account_day.account_id, account_day.day, run_id=context.run_id, phase="paging", pages_fetched=pages
+            account_day.account_id, account_day.day, run_id=context.run.run_id, phase="paging", pages_fetched=pages
         )
         context.log.info(f"{account_day}: page {pages} fetched ({len(page.campaigns)} campaigns)")
 
@@ -134,7 +133,7 @@ def _pull_campaigns(context, client, store, account_day: AccountDay) -> pd.DataF
 
 def _sync_campaigns(context, client, store, account_day: AccountDay, campaign_ids: Sequence[str]) -> int:
     """Sync the campaigns not synced by an earlier attempt; return how many were skipped."""
-    account_id, day, run_id = account_day.account_id, account_day.day, context.run_id
+    account_id, day, run_id = account_day.account_id, account_day.day, context.run.run_id
     already_synced = store.synced_campaign_ids(account_id, day) & set(campaign_ids)
     pending = [campaign_id for campaign_id in campaign_ids if campaign_id not in already_synced]
     total = len(campaign_ids)

@@ -1,0 +1,143 @@
+"""The ``campaign-pipeline`` command as a user runs it: a real process, real servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from mock_api.accounts import DEMO_ACCOUNT_IDS
+from mock_api.dataset import expected_campaigns
+
+DAY = date(2026, 11, 27)
+
+
+def _clean_env(home: Path, **overrides: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("CAMPAIGN_PIPELINE_", "MOCK_API_", "DAGSTER_"))}
+    env["CAMPAIGN_PIPELINE_HOME"] = str(home)
+    env.update(overrides)
+    return env
+
+
+def _cli(*args: str, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "campaign_pipeline.cli", *args],
+        env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def _warehouse_rows(url: str) -> dict[str, list[tuple]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT m.account_id, m.campaign_id, c.name, m.impressions, m.clicks, m.conversions"
+            " FROM campaign_daily_metrics m JOIN campaigns c USING (account_id, campaign_id)"
+            " WHERE m.metrics_date = %s ORDER BY m.account_id, m.campaign_id",
+            (DAY,),
+        ).fetchall()
+    by_account: dict[str, list[tuple]] = {}
+    for account_id, *rest in rows:
+        by_account.setdefault(account_id, []).append(tuple(rest))
+    return by_account
+
+
+def _ground_truth(seed: int = 0) -> dict[str, list[tuple]]:
+    return {
+        account_id: sorted(
+            (r["id"], r["name"], r["impressions"], r["clicks"], r["conversions"])
+            for r in expected_campaigns(account_id, DAY, seed=seed)
+        )
+        for account_id in sorted(DEMO_ACCOUNT_IDS)
+    }
+
+
+def test_run_with_no_settings_syncs_every_demo_account_exactly(tmp_path):
+    env = _clean_env(tmp_path / "home")
+
+    completed = _cli("run", "--date", DAY.isoformat(), env=env)
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "(embedded)" in completed.stdout
+    for account_id in DEMO_ACCOUNT_IDS:
+        assert f"  {account_id:<20} ok " in completed.stdout
+        assert "campaigns synced: 100/100" in completed.stdout
+    socket_dir = tmp_path / "home" / "pgdata"
+    url = f"postgresql://postgres@/campaign_warehouse?host={socket_dir}"
+    assert _warehouse_rows(url) == _ground_truth()
+    _cli("db", "stop", env=env)
+
+
+def test_second_run_changes_nothing(make_database, tmp_path):
+    env = _clean_env(
+        tmp_path / "home",
+        CAMPAIGN_PIPELINE_WAREHOUSE_URL=make_database("cliwh"),
+        CAMPAIGN_PIPELINE_DAGSTER_STORAGE_URL=make_database("clidg"),
+        CAMPAIGN_PIPELINE_SIMULATOR_PROFILE="fast",
+    )
+    first = _cli("run", "--date", DAY.isoformat(), env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    rows_after_first = _warehouse_rows(env["CAMPAIGN_PIPELINE_WAREHOUSE_URL"])
+
+    second = _cli("run", "--date", DAY.isoformat(), env=env)
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "(embedded)" not in second.stdout
+    assert _warehouse_rows(env["CAMPAIGN_PIPELINE_WAREHOUSE_URL"]) == rows_after_first == _ground_truth()
+    summaries = sorted((tmp_path / "home" / "logs" / DAY.isoformat()).glob("*.summary.json"))
+    assert len(summaries) == len(DEMO_ACCOUNT_IDS)
+    for path in summaries:
+        metadata = json.loads(path.read_text())["metadata"]
+        assert metadata["campaign_daily_metrics.unchanged"] == 100
+        assert metadata["campaign_daily_metrics.inserted"] == 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            {"CAMPAIGN_PIPELINE_WAREHOUSE_URL": "postgresql://etl:s3cret-pw@127.0.0.1:1/wh",
+             "CAMPAIGN_PIPELINE_DAGSTER_STORAGE_URL": "postgresql://etl:s3cret-pw@127.0.0.1:1/dg"},
+            "campaign-pipeline: Cannot connect to the PostgreSQL database of CAMPAIGN_PIPELINE_WAREHOUSE_URL "
+            "(postgresql://etl:***@127.0.0.1:1/wh)",
+        ),
+        (
+            {"CAMPAIGN_PIPELINE_API_URL": "http://127.0.0.1:9", "CAMPAIGN_PIPELINE_CREDENTIALS": ""},
+            "campaign-pipeline: CAMPAIGN_PIPELINE_CREDENTIALS is not set: it must hold the accounts' credentials as JSON.",
+        ),
+        (
+            {"CAMPAIGN_PIPELINE_RATE_LIMIT": "lots"},
+            "campaign-pipeline: CAMPAIGN_PIPELINE_RATE_LIMIT must be a whole number, not 'lots'.",
+        ),
+    ],
+)
+def test_bad_setup_is_one_sentence(tmp_path, overrides, expected):
+    env = _clean_env(tmp_path / "home", CAMPAIGN_PIPELINE_ACCOUNTS_FILE=str(_demo_registry()), **overrides)
+
+    completed = _cli("run", env=env, timeout=60)
+
+    assert completed.returncode == 2
+    assert completed.stderr.strip().splitlines() == [completed.stderr.strip()]
+    assert completed.stderr.startswith(expected)
+    assert "s3cret-pw" not in completed.stderr + completed.stdout
+
+
+def test_dev_refuses_a_port_in_use(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        completed = _cli("dev", "--port", str(port), env=_clean_env(tmp_path / "home"), timeout=60)
+    assert completed.returncode == 2
+    assert completed.stderr.strip() == (
+        f"campaign-pipeline: Port {port} (--port) is already in use; choose another with --port."
+    )
+
+
+def _demo_registry() -> Path:
+    return Path(__file__).resolve().parents[1] / "demo" / "accounts.toml"
