@@ -10,7 +10,7 @@ from campaign_pipeline.warehouse.frame import (
 )
 from campaign_pipeline.warehouse.migrate import MigrationError
 from campaign_pipeline.warehouse.transactions import CommitOutcomeUnknown
-from campaign_pipeline.warehouse.writer import CampaignFailure, LoadResult, Warehouse
+from campaign_pipeline.warehouse.writer import CampaignFailure, LoadResult, PartitionLoadError, Warehouse
 
 __all__ = [
     "CAMPAIGN_FRAME_COLUMNS",
@@ -20,6 +20,7 @@ __all__ = [
     "FrameValidationError",
     "LoadResult",
     "MigrationError",
+    "PartitionLoadError",
     "Warehouse",
     "campaigns_to_frame",
     "empty_campaign_frame",

@@ -147,6 +147,41 @@ _UPDATE_PROGRESS = """
 """
 
 
+class PartitionLoadError(RuntimeError):
+    """The database refused a partition load, which was rolled back.
+
+    The message names the error class, SQLSTATE, table, column and constraint,
+    never row values (PostgreSQL's own detail can quote a whole failing row).
+
+    Attributes:
+        sqlstate: The SQLSTATE code, or None when the connection failed.
+        error_class: The driver's exception class, e.g. ``psycopg.errors.CheckViolation``.
+    """
+
+    def __init__(self, account_id: str, day: date, error: psycopg.Error) -> None:
+        self.sqlstate = error.sqlstate
+        self.error_class = type(error)
+        super().__init__(
+            f"Loading {account_id} {day.isoformat()} failed and was rolled back: {describe_database_error(error)}"
+        )
+
+
+def describe_database_error(error: psycopg.Error) -> str:
+    """Return the class, SQLSTATE and location of ``error``, without its message or detail."""
+    diag = error.diag
+    where = [
+        f"{label} {value}"
+        for label, value in (
+            ("SQLSTATE", error.sqlstate),
+            ("table", diag.table_name),
+            ("column", diag.column_name),
+            ("constraint", diag.constraint_name),
+        )
+        if value
+    ]
+    return type(error).__name__ + (f" ({', '.join(where)})" if where else "")
+
+
 @dataclass(frozen=True)
 class LoadResult:
     """What one :meth:`Warehouse.replace_partition` did to the partition's metric rows.
@@ -323,6 +358,7 @@ class Warehouse:
 
         Raises:
             FrameValidationError: ``frame`` breaks a rule; nothing was written.
+            PartitionLoadError: The database refused the load; nothing was written.
         """
         staged = frame_to_arrow(frame, account_id=account_id, day=day).select(list(STAGING_COLUMNS))
         params = {"account_id": account_id, "day": day, "run_id": run_id}
@@ -338,7 +374,11 @@ class Warehouse:
             updated = self._merge_metrics(connection, params) - inserted
             return LoadResult(inserted, updated, deleted, staged.num_rows - inserted - updated, campaigns_written)
 
-        result = self._transactions.run(load, description=f"the load of {account_id} {day}", idempotent=True)
+        try:
+            result = self._transactions.run(load, description=f"the load of {account_id} {day}", idempotent=True)
+        except psycopg.Error as error:
+            # The driver's message can quote a failing row; the replacement names only where it failed.
+            raise PartitionLoadError(account_id, day, error) from None
         log.info("Loaded %s %s: %s.", account_id, day, result.as_dict())
         return result
 

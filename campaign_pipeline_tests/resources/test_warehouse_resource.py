@@ -1,5 +1,6 @@
 from collections.abc import Iterator
 from datetime import date
+from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 import psycopg
@@ -18,9 +19,11 @@ def close_shared_writers() -> Iterator[None]:
     Warehouse.close_shared()
 
 
-def with_password(url: str) -> str:
-    # The test servers trust local connections, so the password is carried but not checked.
-    return url.replace("postgresql://postgres:@", f"postgresql://postgres:{PASSWORD}@", 1)
+def url_with_password(url: str, password: str) -> str:
+    """Return ``url`` logging in with ``password``; the test servers trust local users and ignore it."""
+    parts = urlsplit(url)
+    user_info, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user_info.split(':')[0]}:{password}@{host}"))
 
 
 def test_repr_and_str_show_no_password() -> None:
@@ -52,7 +55,7 @@ def test_get_warehouse_returns_one_migrated_writer_per_process(warehouse_url: st
 def test_inside_a_run_the_url_comes_from_the_environment_and_is_never_shown(
     warehouse_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TEST_WAREHOUSE_URL", with_password(warehouse_url))
+    monkeypatch.setenv("TEST_WAREHOUSE_URL", url_with_password(warehouse_url, PASSWORD))
 
     @dg.asset
     def stored_rows(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> int:

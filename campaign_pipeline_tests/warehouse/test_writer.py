@@ -6,13 +6,20 @@ from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 import psycopg
 import pytest
 
 from campaign_pipeline.warehouse.frame import FrameValidationError, campaigns_to_frame, empty_campaign_frame
-from campaign_pipeline.warehouse.writer import CampaignFailure, LoadResult, Warehouse, account_lock_key
+from campaign_pipeline.warehouse.writer import (
+    CampaignFailure,
+    LoadResult,
+    PartitionLoadError,
+    Warehouse,
+    account_lock_key,
+)
 
 ACCOUNT = "acme-retail"
 DAY = date(2026, 11, 27)
@@ -197,6 +204,25 @@ def test_an_invalid_frame_writes_nothing(warehouse: Warehouse, warehouse_url: st
     assert snapshot(warehouse_url) == before
 
 
+def test_a_database_error_names_where_it_failed_but_no_row_values(warehouse_url: str) -> None:
+    class BrokenWarehouse(Warehouse):
+        def _merge_metrics(self, connection: psycopg.Connection, params: Mapping[str, Any]) -> int:
+            connection.execute("UPDATE campaign_staging SET clicks = -clicks - 1")
+            return super()._merge_metrics(connection, params)
+
+    with BrokenWarehouse(warehouse_url, retry_delay_seconds=0) as warehouse:
+        warehouse.migrate()
+        with pytest.raises(PartitionLoadError) as excinfo:
+            warehouse.replace_partition(ACCOUNT, DAY, campaigns(1, name="Confidential launch"), run_id="run-1")
+
+        assert str(excinfo.value) == (
+            "Loading acme-retail 2026-11-27 failed and was rolled back: CheckViolation "
+            "(SQLSTATE 23514, table campaign_daily_metrics, constraint campaign_daily_metrics_clicks_check)"
+        )
+        assert excinfo.value.__cause__ is None and excinfo.value.__suppress_context__
+        assert warehouse.partition_row_count(ACCOUNT, DAY) == 0
+
+
 def test_hostile_strings_are_stored_byte_for_byte(warehouse: Warehouse, warehouse_url: str) -> None:
     frame = frame_of(
         *(
@@ -267,10 +293,11 @@ def test_a_statement_over_the_timeout_is_cancelled_and_not_retried(warehouse_url
     with SlowWarehouse(warehouse_url, statement_timeout_seconds=0.2, retry_delay_seconds=0) as warehouse:
         warehouse.migrate()
         started = time.monotonic()
-        with pytest.raises(psycopg.errors.QueryCanceled):
+        with pytest.raises(PartitionLoadError) as excinfo:
             warehouse.replace_partition(ACCOUNT, DAY, campaigns(1), run_id="run-1")
 
         assert time.monotonic() - started < 10
+        assert (excinfo.value.error_class, excinfo.value.sqlstate) == (psycopg.errors.QueryCanceled, "57014")
         assert SlowWarehouse.attempts == 1
         assert warehouse.partition_row_count(ACCOUNT, DAY) == 0
 
@@ -402,9 +429,14 @@ def test_one_shared_writer_per_process_url_and_options(warehouse_url: str) -> No
 
 
 def test_repr_hides_the_password(warehouse_url: str) -> None:
-    with_password = warehouse_url.replace("postgresql://postgres:@", "postgresql://postgres:hunter2@", 1)
-    assert "hunter2" in with_password
-
-    with Warehouse(with_password) as warehouse:
+    with Warehouse(url_with_password(warehouse_url, "hunter2")) as warehouse:
+        assert warehouse.migrate() == ["0001_initial_schema"]
         assert "hunter2" not in repr(warehouse)
         assert "postgres:***@" in repr(warehouse)
+
+
+def url_with_password(url: str, password: str) -> str:
+    """Return ``url`` logging in with ``password``; the test servers trust local users and ignore it."""
+    parts = urlsplit(url)
+    user_info, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user_info.split(':')[0]}:{password}@{host}"))
