@@ -16,21 +16,30 @@ from campaign_pipeline.partitions import AccountDay, account_day_from_key
 from campaign_pipeline.resources import AdPlatformResource, WarehouseResource
 from campaign_pipeline.warehouse.frame import FrameValidationError, campaigns_to_frame, validate_frame
 
-# Transient trouble that outlasts the client's own retry budgets (an outage,
-# a lost database connection) gets a few more tries a few minutes apart.
-TRANSIENT_RETRY_POLICY = dg.RetryPolicy(
-    max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
 PREVIEW_ROWS = 5
 
 
-def build_campaign_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    """Return the snapshot and load assets for ``partitions_def`` (account x day)."""
+def build_campaign_assets(
+    partitions_def: dg.PartitionsDefinition, *, step_retries: int = 2, step_retry_delay_seconds: float = 30.0
+) -> list[dg.AssetsDefinition]:
+    """Return the snapshot and load assets for ``partitions_def`` (account x day).
+
+    Transient trouble that outlasts the client's own retry budgets (an outage,
+    a lost database connection) gets ``step_retries`` more tries, the first
+    after ``step_retry_delay_seconds`` and then exponentially later; errors a
+    retry cannot fix (bad credentials, a malformed response) fail at once.
+    """
+    retry_policy = dg.RetryPolicy(
+        max_retries=step_retries,
+        delay=step_retry_delay_seconds,
+        backoff=dg.Backoff.EXPONENTIAL,
+        jitter=dg.Jitter.PLUS_MINUS,
+    )
 
     @dg.asset(
         partitions_def=partitions_def,
         io_manager_key="frame_io_manager",
-        retry_policy=TRANSIENT_RETRY_POLICY,
+        retry_policy=retry_policy,
         group_name="ad_platform",
         kinds={"python", "pandas"},
     )
@@ -67,7 +76,7 @@ def build_campaign_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.As
 
     @dg.asset(
         partitions_def=partitions_def,
-        retry_policy=TRANSIENT_RETRY_POLICY,
+        retry_policy=retry_policy,
         group_name="warehouse",
         kinds={"postgres"},
         check_specs=CAMPAIGN_DAILY_METRICS_CHECKS,

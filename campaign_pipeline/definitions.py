@@ -19,7 +19,9 @@ CAMPAIGN_SYNC_JOB = "campaign_sync_job"
 def build_definitions(settings: Settings) -> dg.Definitions:
     """Build the definitions from non-secret ``settings``; secrets stay ``EnvVar``s read at run time."""
     partitions_def = build_campaign_partitions(settings.partition_start_date)
-    assets = build_campaign_assets(partitions_def)
+    assets = build_campaign_assets(
+        partitions_def, step_retries=settings.step_retries, step_retry_delay_seconds=settings.step_retry_delay_seconds
+    )
     # Both steps in one process: a second process per step would cost seconds of
     # start-up per partition and buy nothing, since each step is I/O bound.
     campaign_sync_job = dg.define_asset_job(

@@ -29,6 +29,10 @@ RATE_LIMIT = PREFIX + "RATE_LIMIT"
 RATE_WINDOW_SECONDS = PREFIX + "RATE_WINDOW_SECONDS"
 SYNC_WORKERS = PREFIX + "SYNC_WORKERS"
 READ_TIMEOUT_SECONDS = PREFIX + "READ_TIMEOUT_SECONDS"
+TRANSIENT_RETRIES = PREFIX + "TRANSIENT_RETRIES"
+PARTITION_DEADLINE_SECONDS = PREFIX + "PARTITION_DEADLINE_SECONDS"
+STEP_RETRIES = PREFIX + "STEP_RETRIES"
+STEP_RETRY_DELAY_SECONDS = PREFIX + "STEP_RETRY_DELAY_SECONDS"
 PARTITION_START_DATE = PREFIX + "PARTITION_START_DATE"
 SCHEDULE_CRON = PREFIX + "SCHEDULE_CRON"
 LOOKBACK_DAYS = PREFIX + "LOOKBACK_DAYS"
@@ -55,6 +59,10 @@ class Settings:
     rate_window_seconds: float
     sync_workers: int
     read_timeout_seconds: float
+    transient_retries: int
+    partition_deadline_seconds: float
+    step_retries: int
+    step_retry_delay_seconds: float
     partition_start_date: date
     schedule_cron: str
     lookback_days: int
@@ -76,6 +84,10 @@ class Settings:
             rate_window_seconds=_positive_float(env, RATE_WINDOW_SECONDS, 60.0),
             sync_workers=_positive_int(env, SYNC_WORKERS, 8),
             read_timeout_seconds=_positive_float(env, READ_TIMEOUT_SECONDS, 30.0),
+            transient_retries=_non_negative_int(env, TRANSIENT_RETRIES, 8),
+            partition_deadline_seconds=_positive_float(env, PARTITION_DEADLINE_SECONDS, 3600.0),
+            step_retries=_non_negative_int(env, STEP_RETRIES, 2),
+            step_retry_delay_seconds=_positive_float(env, STEP_RETRY_DELAY_SECONDS, 30.0),
             partition_start_date=_date(env, PARTITION_START_DATE, date(2026, 1, 1)),
             schedule_cron=_text(env, SCHEDULE_CRON) or "15 2 * * *",
             lookback_days=_non_negative_int(env, LOOKBACK_DAYS, 0),
