@@ -105,7 +105,9 @@ class TokenManager:
             value=issued.value, expires_at=requested_at + issued.lifetime_seconds, generation=self._generation
         )
         margin = min(self._refresh_margin_seconds, issued.lifetime_seconds / 2)
-        self._cached = _CachedToken(token, refresh_at=token.expires_at - margin, usable_until=token.expires_at - margin / 2)
+        self._cached = _CachedToken(
+            token, refresh_at=token.expires_at - margin, usable_until=token.expires_at - margin / 2
+        )
         if self._on_fetch is not None:
             self._on_fetch()
         return token

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeAlias
 from urllib.parse import quote
 
 import requests
@@ -49,16 +49,23 @@ from campaign_pipeline.ad_platform.pagination import (
     PageShapeError,
     parse_campaign_page,
 )
-from campaign_pipeline.ad_platform.retry import CallRetryPolicy, Decision, RetryableOutcome, RetryClass, run_with_retries
+from campaign_pipeline.ad_platform.retry import (
+    CallRetryPolicy,
+    Decision,
+    RetryableOutcome,
+    RetryClass,
+    run_with_retries,
+)
 from campaign_pipeline.ad_platform.stats import ClientStats
 
 TOKEN_ENDPOINT = "POST /auth/token"
 LIST_ENDPOINT = "GET /api/campaigns"
 SYNC_ENDPOINT = "POST /api/campaigns/{id}/sync"
 USER_AGENT = "campaign-pipeline/0.1 (+requests)"
+DEFAULT_CONFIG = ClientConfig()
 BASE_URL_PATTERN = re.compile(r"^https?://[^/@\s]+(/[^@\s]*)?$")
 
-Logger = logging.Logger | logging.LoggerAdapter
+Logger: TypeAlias = "logging.Logger | logging.LoggerAdapter[logging.Logger]"
 
 
 @dataclass(frozen=True)
@@ -148,7 +155,7 @@ class AdPlatformClient:
         account_id: str,
         credentials: AccountCredentials,
         *,
-        config: ClientConfig = ClientConfig(),
+        config: ClientConfig = DEFAULT_CONFIG,
         limiter: RateLimiter | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -169,7 +176,9 @@ class AdPlatformClient:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._logger: Logger = logger or logging.getLogger(__name__)
-        self._log_prefix = " ".join(f"{key}={value}" for key, value in {"account": account_id, **(log_context or {})}.items())
+        self._log_prefix = " ".join(
+            f"{key}={value}" for key, value in {"account": account_id, **(log_context or {})}.items()
+        )
         self._owns_limiter = limiter is None
         self._limiter: RateLimiter = limiter or SlidingWindowLimiter(
             config.rate_limit,
@@ -325,7 +334,9 @@ class AdPlatformClient:
             outcome = self._execute(call)
             _check_sync_answer(outcome, campaign_id, self.account_id)
         except (FatalResponseError, RetryBudgetExhausted) as error:
-            self._log(logging.WARNING, f"campaign {campaign_id} failed after {call.attempts} attempt(s): {error.detail}")
+            self._log(
+                logging.WARNING, f"campaign {campaign_id} failed after {call.attempts} attempt(s): {error.detail}"
+            )
             return call.attempts, error.detail
         if on_synced is not None:
             on_synced(campaign_id)
@@ -339,7 +350,9 @@ class AdPlatformClient:
         value = outcome.payload.get("access_token")
         lifetime = outcome.payload.get("expires_in")
         if not isinstance(value, str) or not value:
-            raise InvalidResponseError(self.account_id, TOKEN_ENDPOINT, outcome.status, "the answer has no access_token")
+            raise InvalidResponseError(
+                self.account_id, TOKEN_ENDPOINT, outcome.status, "the answer has no access_token"
+            )
         if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or lifetime <= 0:
             raise InvalidResponseError(
                 self.account_id, TOKEN_ENDPOINT, outcome.status, "expires_in is not a positive number of seconds"
@@ -387,7 +400,11 @@ class AdPlatformClient:
                 )
             self._tokens.invalidate(token)
         if outcome.kind is OutcomeKind.RATE_LIMITED and call.authenticated:
-            wait = outcome.wait_seconds if outcome.wait_seconds is not None else self.config.rate_limit_default_wait_seconds
+            wait = (
+                outcome.wait_seconds
+                if outcome.wait_seconds is not None
+                else self.config.rate_limit_default_wait_seconds
+            )
             self._limiter.defer(self.account_id, wait)
         if outcome.kind is OutcomeKind.FATAL:
             raise FatalResponseError(self.account_id, call.endpoint, outcome.status, outcome.reason)
@@ -433,7 +450,9 @@ class AdPlatformClient:
                 allow_redirects=False,
             )
         except requests.RequestException as error:
-            self.stats.record_request(call.endpoint, _failure_label(error), bytes_sent=len(data or b""), bytes_received=0)
+            self.stats.record_request(
+                call.endpoint, _failure_label(error), bytes_sent=len(data or b""), bytes_received=0
+            )
             if isinstance(error, requests.ReadTimeout) and self._partition_seconds_left() <= 0:
                 raise self._deadline_error(f"waiting for the answer to {call.description}") from None
             return classify_exception(error)
@@ -514,4 +533,3 @@ def _failure_label(error: requests.RequestException) -> str:
 
 def _redact_url(url: str) -> str:
     return re.sub(r"(://)[^/@\s]*@", r"\1***@", url)
-

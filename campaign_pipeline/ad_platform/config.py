@@ -64,8 +64,8 @@ class ClientConfig:
     transient_retry: RetryBudget = field(default_factory=lambda: RetryBudget(retries=8, seconds=300.0))
     rate_limited_retry: RetryBudget = field(default_factory=lambda: RetryBudget(retries=5, seconds=600.0))
     token_retry: RetryBudget = field(default_factory=lambda: RetryBudget(retries=2, seconds=0.0))
-    backoff_base_seconds: float = 1.0
-    backoff_cap_seconds: float = 30.0
+    backoff_base_seconds: float = 0.5
+    backoff_cap_seconds: float = 8.0
     default_retry_after_seconds: float | None = None
     call_deadline_seconds: float = 900.0
     partition_deadline_seconds: float = 3600.0
@@ -103,6 +103,4 @@ def _check_seconds(name: str, value: float, *, allow_zero: bool) -> None:
 
 def _check_budget(name: str, budget: RetryBudget) -> None:
     if budget.retries < 0 or not math.isfinite(budget.seconds) or budget.seconds < 0:
-        raise ValueError(
-            f"ClientConfig.{name} must allow 0 or more retries and 0 or more seconds, not {budget}."
-        )
+        raise ValueError(f"ClientConfig.{name} must allow 0 or more retries and 0 or more seconds, not {budget}.")

@@ -255,7 +255,10 @@ class PostgresSlidingWindowLimiter:
             assert row is not None
             now, admitted, deferred_until = row
             connection.execute(
-                "DELETE FROM ad_platform_rate_limit.admissions WHERE account_id = %s AND admitted_at <= to_timestamp(%s)",
+                """
+                DELETE FROM ad_platform_rate_limit.admissions
+                WHERE account_id = %s AND admitted_at <= to_timestamp(%s)
+                """,
                 (account_id, now - self.window_seconds),
             )
             wait = wait_before_admission(
@@ -267,7 +270,10 @@ class PostgresSlidingWindowLimiter:
             )
             if wait <= 0:
                 connection.execute(
-                    "INSERT INTO ad_platform_rate_limit.admissions (account_id, admitted_at) VALUES (%s, to_timestamp(%s))",
+                    """
+                    INSERT INTO ad_platform_rate_limit.admissions (account_id, admitted_at)
+                    VALUES (%s, to_timestamp(%s))
+                    """,
                     (account_id, now),
                 )
             return wait
@@ -275,7 +281,9 @@ class PostgresSlidingWindowLimiter:
     def _create_schema(self) -> None:
         with self._pool.connection() as connection, connection.transaction():
             # Concurrent CREATE ... IF NOT EXISTS can still collide; the lock serializes set-up.
-            connection.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("ad_platform_rate_limit:setup",))
+            connection.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("ad_platform_rate_limit:setup",)
+            )
             connection.execute("CREATE SCHEMA IF NOT EXISTS ad_platform_rate_limit")
             connection.execute(
                 """
@@ -286,7 +294,10 @@ class PostgresSlidingWindowLimiter:
                 """
             )
             connection.execute(
-                "CREATE INDEX IF NOT EXISTS admissions_by_account ON ad_platform_rate_limit.admissions (account_id, admitted_at)"
+                """
+                CREATE INDEX IF NOT EXISTS admissions_by_account
+                ON ad_platform_rate_limit.admissions (account_id, admitted_at)
+                """
             )
             connection.execute(
                 """
@@ -310,4 +321,3 @@ def _check_limits(limit: int, window_seconds: float, safety_margin_seconds: floa
 def _check_wait(wait: float, waited: float, max_wait_seconds: float | None) -> None:
     if max_wait_seconds is not None and waited + wait > max_wait_seconds:
         raise SlotWaitTooLong(wait)
-

@@ -93,7 +93,7 @@ def validate_campaign(record: Any, *, where: str) -> dict[str, Any]:
         if isinstance(value, bool) or not isinstance(value, types):
             expected = " or ".join(JSON_TYPE_NAMES[kind] for kind in types)
             raise PageShapeError(f"{where}: field {name!r} is {_json_type(value)}, not {expected}")
-    if not identifier.strip():
+    if not record["id"].strip():
         raise PageShapeError(f"{where}: field 'id' is empty")
     return record
 

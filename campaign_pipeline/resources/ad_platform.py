@@ -14,13 +14,10 @@ and no ``repr``, log line or error shows it.
 
 from __future__ import annotations
 
-import logging
-
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from campaign_pipeline.accounts import credentials_for, parse_credentials, validate_account_id
-from campaign_pipeline.database import libpq_url
 from campaign_pipeline.ad_platform import (
     AdPlatformClient,
     ClientConfig,
@@ -28,6 +25,8 @@ from campaign_pipeline.ad_platform import (
     RateLimiter,
     SlidingWindowLimiter,
 )
+from campaign_pipeline.ad_platform.client import Logger
+from campaign_pipeline.database import libpq_url
 
 DEFAULTS = ClientConfig()
 PARTITION_TAG = "dagster/partition"
@@ -110,9 +109,7 @@ class AdPlatformResource(dg.ConfigurableResource):
             token_refresh_margin_seconds=self.token_refresh_margin_seconds,
         )
 
-    def get_client(
-        self, account_id: str, *, logger: logging.Logger | logging.LoggerAdapter | None = None
-    ) -> AdPlatformClient:
+    def get_client(self, account_id: str, *, logger: Logger | None = None) -> AdPlatformClient:
         """Return a client for ``account_id``; use it as a context manager.
 
         Raises:

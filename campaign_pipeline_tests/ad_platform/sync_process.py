@@ -45,14 +45,18 @@ def main() -> None:
             safety_margin_seconds=args.safety_margin_seconds,
         )
     try:
-        with AdPlatformClient(args.url, args.account, credentials(args.account), config=config, limiter=limiter) as client:
+        with AdPlatformClient(
+            args.url, args.account, credentials(args.account), config=config, limiter=limiter
+        ) as client:
             campaigns = client.fetch_campaigns(args.day)
             report = client.sync_campaigns([campaign["id"] for campaign in campaigns[: args.campaigns]])
             stats = client.stats.as_metadata()
     finally:
         if limiter is not None:
             limiter.close()
-    print(json.dumps({"listed": len(campaigns), "synced": sorted(report.synced), "failed": report.failed, "stats": stats}))
+    print(
+        json.dumps({"listed": len(campaigns), "synced": sorted(report.synced), "failed": report.failed, "stats": stats})
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ class MaxRandom(random.Random):
         return b
 
 
-@pytest.mark.parametrize(("attempt", "ceiling"), [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (5, 8.0), (6, 10.0), (60, 10.0)])
+@pytest.mark.parametrize(
+    ("attempt", "ceiling"), [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (5, 8.0), (6, 10.0), (60, 10.0)]
+)
 def test_full_jitter_ceiling_doubles_per_attempt_up_to_the_cap(attempt: int, ceiling: float) -> None:
     assert full_jitter_backoff(attempt, base_seconds=0.5, cap_seconds=10.0, rng=MaxRandom()) == ceiling
 
@@ -76,7 +78,8 @@ def test_unreadable_header_falls_back_to_body() -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [None, {}, {"retry_after": None}, {"retry_after": True}, {"retry_after": "later"}, {"retry_after": "nan"}, []]
+    "body",
+    [None, {}, {"retry_after": None}, {"retry_after": True}, {"retry_after": "later"}, {"retry_after": "nan"}, []],
 )
 def test_no_usable_wait_gives_none(body: object) -> None:
     assert parse_retry_after(None, body, NOW) is None

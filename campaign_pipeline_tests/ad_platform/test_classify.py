@@ -105,10 +105,18 @@ def test_long_platform_messages_are_cut() -> None:
 @pytest.mark.parametrize(
     ("error", "kind", "reason"),
     [
-        (requests.ReadTimeout("read timed out"), OutcomeKind.RETRIABLE, "no answer within the read timeout (the request hung)"),
+        (
+            requests.ReadTimeout("read timed out"),
+            OutcomeKind.RETRIABLE,
+            "no answer within the read timeout (the request hung)",
+        ),
         (requests.ConnectTimeout("connect timed out"), OutcomeKind.RETRIABLE, "connect timeout"),
         (requests.ConnectionError("refused"), OutcomeKind.RETRIABLE, "connection failed (ConnectionError)"),
-        (requests.exceptions.ChunkedEncodingError("cut"), OutcomeKind.RETRIABLE, "connection failed (ChunkedEncodingError)"),
+        (
+            requests.exceptions.ChunkedEncodingError("cut"),
+            OutcomeKind.RETRIABLE,
+            "connection failed (ChunkedEncodingError)",
+        ),
         (requests.exceptions.InvalidURL("bad"), OutcomeKind.FATAL, "the request could not be sent (InvalidURL)"),
     ],
 )

@@ -21,11 +21,23 @@ def test_default_retry_after_can_be_set() -> None:
     [
         ({"rate_limit": 0}, "ClientConfig.rate_limit must be at least 1, not 0."),
         ({"sync_workers": -1}, "ClientConfig.sync_workers must be at least 1, not -1."),
-        ({"read_timeout_seconds": 0.0}, "ClientConfig.read_timeout_seconds must be a finite number of seconds, more than 0"),
+        (
+            {"read_timeout_seconds": 0.0},
+            "ClientConfig.read_timeout_seconds must be a finite number of seconds, more than 0",
+        ),
         ({"rate_window_seconds": float("inf")}, "ClientConfig.rate_window_seconds must be a finite number of seconds"),
-        ({"limiter_safety_margin_seconds": -0.5}, "ClientConfig.limiter_safety_margin_seconds must be a finite number of seconds, 0 or more"),
-        ({"transient_retry": RetryBudget(retries=-1, seconds=1.0)}, "ClientConfig.transient_retry must allow 0 or more retries"),
-        ({"read_timeout_seconds": 60.0, "call_deadline_seconds": 30.0}, "read_timeout_seconds must not exceed call_deadline_seconds"),
+        (
+            {"limiter_safety_margin_seconds": -0.5},
+            "ClientConfig.limiter_safety_margin_seconds must be a finite number of seconds, 0 or more",
+        ),
+        (
+            {"transient_retry": RetryBudget(retries=-1, seconds=1.0)},
+            "ClientConfig.transient_retry must allow 0 or more retries",
+        ),
+        (
+            {"read_timeout_seconds": 60.0, "call_deadline_seconds": 30.0},
+            "read_timeout_seconds must not exceed call_deadline_seconds",
+        ),
     ],
 )
 def test_bad_settings_fail_with_a_sentence_naming_them(settings: dict, message: str) -> None:

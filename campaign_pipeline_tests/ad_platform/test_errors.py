@@ -21,7 +21,9 @@ def test_messages_name_the_account_and_the_failure() -> None:
 
 
 def test_budget_exhaustion_says_how_many_attempts() -> None:
-    error = RetryBudgetExhausted("globex", "GET /api/campaigns page 2", "HTTP 503; the transient budget of 8 retries is spent", 9)
+    error = RetryBudgetExhausted(
+        "globex", "GET /api/campaigns page 2", "HTTP 503; the transient budget of 8 retries is spent", 9
+    )
     assert str(error) == (
         "Account 'globex': GET /api/campaigns page 2 gave up after 9 attempts: "
         "HTTP 503; the transient budget of 8 retries is spent"

@@ -71,7 +71,10 @@ def test_original_profile_yields_exactly_the_days_campaigns_without_a_429() -> N
     assert sorted(report.synced) == sorted(campaign["id"] for campaign in campaigns)
     assert report.failed == {}
     assert counters["rate_limited"] == 0
-    assert stats["retries_by_class"].get("transient", 0) == counters["requests"][ACCOUNT]["list"].get("503", 0) + counters["hangs"]
+    assert (
+        stats["retries_by_class"].get("transient", 0)
+        == counters["requests"][ACCOUNT]["list"].get("503", 0) + counters["hangs"]
+    )
 
 
 def test_chaos_profile_yields_exactly_the_days_campaigns() -> None:
@@ -109,10 +112,19 @@ def run_two_syncs(server: MockApiServer, campaigns: int, limiter_url: str | None
     # Two cold processes on a small machine delay some requests by up to ~0.1 s
     # between slot and arrival; the margin covers that (the real window is 60 s).
     command = [
-        sys.executable, "-m", "campaign_pipeline_tests.ad_platform.sync_process",
-        server.url, ACCOUNT, DAY.isoformat(), str(campaigns),
-        "--rate-limit", str(PAIR_RATE_LIMIT), "--rate-window-seconds", str(PAIR_WINDOW),
-        "--safety-margin-seconds", str(PAIR_MARGIN),
+        sys.executable,
+        "-m",
+        "campaign_pipeline_tests.ad_platform.sync_process",
+        server.url,
+        ACCOUNT,
+        DAY.isoformat(),
+        str(campaigns),
+        "--rate-limit",
+        str(PAIR_RATE_LIMIT),
+        "--rate-window-seconds",
+        str(PAIR_WINDOW),
+        "--safety-margin-seconds",
+        str(PAIR_MARGIN),
         *(["--limiter-url", limiter_url] if limiter_url else []),
     ]
     processes = [subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE) for _ in range(2)]

@@ -33,10 +33,14 @@ class TestWaitBeforeAdmission:
         assert wait_before_admission([92.0, 95.0, 99.0], 100.0, limit=3, window_seconds=10.0) == pytest.approx(2.0)
 
     def test_slots_older_than_the_window_do_not_count(self) -> None:
-        assert wait_before_admission([80.0, 92.0, 95.0, 99.0], 100.0, limit=3, window_seconds=10.0) == pytest.approx(2.0)
+        assert wait_before_admission([80.0, 92.0, 95.0, 99.0], 100.0, limit=3, window_seconds=10.0) == pytest.approx(
+            2.0
+        )
 
     def test_over_full_window_waits_for_enough_slots_to_expire(self) -> None:
-        assert wait_before_admission([91.0, 92.0, 93.0, 94.0], 100.0, limit=2, window_seconds=10.0) == pytest.approx(3.0)
+        assert wait_before_admission([91.0, 92.0, 93.0, 94.0], 100.0, limit=2, window_seconds=10.0) == pytest.approx(
+            3.0
+        )
 
     def test_deferral_holds_even_an_empty_window(self) -> None:
         assert wait_before_admission([], 100.0, limit=3, window_seconds=10.0, deferred_until=130.0) == 30.0
@@ -94,7 +98,7 @@ class TestSlidingWindowLimiter:
         clock = FakeClock(start=0.0)
         limiter = SlidingWindowLimiter(1, 60.0, clock=clock, sleep=clock.sleep)
         limiter.acquire("acme-retail")
-        with pytest.raises(SlotWaitTooLong, match="the next rate-limit slot opens in 60.0 s") as raised:
+        with pytest.raises(SlotWaitTooLong, match=r"the next rate-limit slot opens in 60\.0 s") as raised:
             limiter.acquire("acme-retail", max_wait_seconds=59.0)
         assert raised.value.next_slot_seconds == 60.0
         assert clock.sleeps == []

@@ -50,11 +50,26 @@ class TestParseCampaignPage:
             ({"pagination": {}}, "page 3: the body has no 'data' list"),
             ({"data": {}, "pagination": {}}, "page 3: the body has no 'data' list"),
             ({"data": []}, "page 3: the body has no 'pagination' object"),
-            ({"data": [], "pagination": {"page": 3, "total": "100", "has_more": True}}, "page 3: pagination.total is not a non-negative integer"),
-            ({"data": [], "pagination": {"page": 3, "total": -1, "has_more": True}}, "page 3: pagination.total is not a non-negative integer"),
-            ({"data": [], "pagination": {"total": 1, "has_more": True}}, "page 3: pagination.page is not a non-negative integer"),
-            ({"data": [], "pagination": {"page": 3, "total": 1, "has_more": "yes"}}, "page 3: pagination.has_more is not a boolean"),
-            ({"data": [], "pagination": {"page": 1, "total": 1, "has_more": True}}, "page 3: the platform answered page 1 instead"),
+            (
+                {"data": [], "pagination": {"page": 3, "total": "100", "has_more": True}},
+                "page 3: pagination.total is not a non-negative integer",
+            ),
+            (
+                {"data": [], "pagination": {"page": 3, "total": -1, "has_more": True}},
+                "page 3: pagination.total is not a non-negative integer",
+            ),
+            (
+                {"data": [], "pagination": {"total": 1, "has_more": True}},
+                "page 3: pagination.page is not a non-negative integer",
+            ),
+            (
+                {"data": [], "pagination": {"page": 3, "total": 1, "has_more": "yes"}},
+                "page 3: pagination.has_more is not a boolean",
+            ),
+            (
+                {"data": [], "pagination": {"page": 1, "total": 1, "has_more": True}},
+                "page 3: the platform answered page 1 instead",
+            ),
         ],
     )
     def test_malformed_pagination(self, payload: dict[str, Any], message: str) -> None:
@@ -66,11 +81,26 @@ class TestParseCampaignPage:
         ("record", "message"),
         [
             ("campaign_1", "page 1, campaign #2 is not a JSON object"),
-            ({k: v for k, v in campaign(7).items() if k != "clicks"}, "page 1, campaign #2 (id 'campaign_7') has no field 'clicks'"),
-            (campaign(7, impressions="4471"), "page 1, campaign #2 (id 'campaign_7'): field 'impressions' is a string, not an integer"),
-            (campaign(7, conversions=2.5), "page 1, campaign #2 (id 'campaign_7'): field 'conversions' is a number, not an integer"),
-            (campaign(7, clicks=True), "page 1, campaign #2 (id 'campaign_7'): field 'clicks' is a boolean, not an integer"),
-            (campaign(7, budget=None), "page 1, campaign #2 (id 'campaign_7'): field 'budget' is null, not an integer or a number"),
+            (
+                {k: v for k, v in campaign(7).items() if k != "clicks"},
+                "page 1, campaign #2 (id 'campaign_7') has no field 'clicks'",
+            ),
+            (
+                campaign(7, impressions="4471"),
+                "page 1, campaign #2 (id 'campaign_7'): field 'impressions' is a string, not an integer",
+            ),
+            (
+                campaign(7, conversions=2.5),
+                "page 1, campaign #2 (id 'campaign_7'): field 'conversions' is a number, not an integer",
+            ),
+            (
+                campaign(7, clicks=True),
+                "page 1, campaign #2 (id 'campaign_7'): field 'clicks' is a boolean, not an integer",
+            ),
+            (
+                campaign(7, budget=None),
+                "page 1, campaign #2 (id 'campaign_7'): field 'budget' is null, not an integer or a number",
+            ),
             (campaign(7, name=["x"]), "page 1, campaign #2 (id 'campaign_7'): field 'name' is an array, not a string"),
             (campaign(7, id=7), "page 1, campaign #2: field 'id' is a number, not a string"),
             (campaign(7, id=""), "page 1, campaign #2: field 'id' is empty"),
@@ -90,7 +120,9 @@ class TestParseCampaignPage:
 class TestPageSequence:
     def test_stops_when_has_more_is_false(self) -> None:
         sequence = PageSequence(max_pages=100)
-        assert [sequence.accept(page(n, range(10 * n - 9, 10 * n + 1), has_more=n < 10)) for n in range(1, 11)] == [True] * 9 + [False]
+        assert [sequence.accept(page(n, range(10 * n - 9, 10 * n + 1), has_more=n < 10)) for n in range(1, 11)] == [
+            True
+        ] * 9 + [False]
         assert sequence.campaigns_seen == 100
 
     def test_stops_at_total_even_if_has_more_says_otherwise(self) -> None:
@@ -107,11 +139,15 @@ class TestPageSequence:
     def test_repeated_id_across_pages_raises(self) -> None:
         sequence = PageSequence(max_pages=100)
         sequence.accept(page(1, range(1, 11)))
-        with pytest.raises(PageSequenceError, match=r"page 2 repeats campaign id 'campaign_10' \(first seen on page 1\)"):
+        with pytest.raises(
+            PageSequenceError, match=r"page 2 repeats campaign id 'campaign_10' \(first seen on page 1\)"
+        ):
             sequence.accept(page(2, range(10, 20)))
 
     def test_repeated_id_within_a_page_raises(self) -> None:
-        with pytest.raises(PageSequenceError, match=r"page 1 repeats campaign id 'campaign_3' \(first seen on page 1\)"):
+        with pytest.raises(
+            PageSequenceError, match=r"page 1 repeats campaign id 'campaign_3' \(first seen on page 1\)"
+        ):
             PageSequence(max_pages=100).accept(page(1, [1, 2, 3, 3]))
 
     def test_changing_total_raises(self) -> None:
@@ -124,7 +160,10 @@ class TestPageSequence:
         sequence = PageSequence(max_pages=100)
         for number in range(1, 4):
             sequence.accept(page(number, range(30 * number - 29, 30 * number + 1)))
-        with pytest.raises(PageSequenceError, match="page 4 brings the listing to 120 distinct campaigns, more than the stated total of 100"):
+        with pytest.raises(
+            PageSequenceError,
+            match="page 4 brings the listing to 120 distinct campaigns, more than the stated total of 100",
+        ):
             sequence.accept(page(4, range(91, 121)))
 
     def test_listing_that_ends_short_of_total_raises(self) -> None:

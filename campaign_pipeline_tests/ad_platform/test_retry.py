@@ -7,7 +7,13 @@ import pytest
 
 from campaign_pipeline.ad_platform.classify import Outcome, OutcomeKind
 from campaign_pipeline.ad_platform.config import ClientConfig, RetryBudget
-from campaign_pipeline.ad_platform.retry import CallRetryPolicy, Decision, RetryableOutcome, RetryClass, run_with_retries
+from campaign_pipeline.ad_platform.retry import (
+    CallRetryPolicy,
+    Decision,
+    RetryableOutcome,
+    RetryClass,
+    run_with_retries,
+)
 from campaign_pipeline_tests.ad_platform.fakes import FakeClock
 
 UNAVAILABLE = Outcome(OutcomeKind.RETRIABLE, "HTTP 503", 503)
@@ -24,7 +30,9 @@ class MaxRandom(random.Random):
         return b
 
 
-def policy(clock: FakeClock, *, partition_deadline_at: float | None = None, in_limiter: bool = True, **config) -> CallRetryPolicy:
+def policy(
+    clock: FakeClock, *, partition_deadline_at: float | None = None, in_limiter: bool = True, **config
+) -> CallRetryPolicy:
     settings = {"backoff_base_seconds": 1.0, "backoff_cap_seconds": 8.0, **config}
     return CallRetryPolicy(
         ClientConfig(**settings),
@@ -187,6 +195,8 @@ def test_loop_never_retries_other_errors() -> None:
         raise ValueError("fatal")
 
     with pytest.raises(ValueError, match="fatal"):
-        run_with_retries(attempt, policy(clock), sleep=clock.sleep, on_retry=lambda *_: None, on_give_up=raise_on_give_up)
+        run_with_retries(
+            attempt, policy(clock), sleep=clock.sleep, on_retry=lambda *_: None, on_give_up=raise_on_give_up
+        )
     assert attempts == 1
     assert clock.sleeps == []
