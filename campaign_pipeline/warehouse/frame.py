@@ -112,6 +112,9 @@ class FrameValidationError(ValueError):
                 message += f" and {self.offending_rows - len(self.sample_ids)} more"
         super().__init__(message)
 
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        return type(self), (self.column, self.rule, self.sample_ids, self.offending_rows)
+
 
 class CampaignRecordError(ValueError):
     """A campaign record from the platform cannot be converted to a frame row.
@@ -127,6 +130,9 @@ class CampaignRecordError(ValueError):
         self.field = field
         self.reason = reason
         super().__init__(f"campaign {campaign_id!r} field {field!r}: {reason}")
+
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        return type(self), (self.campaign_id, self.field, self.reason)
 
 
 def empty_campaign_frame() -> pd.DataFrame:
@@ -255,9 +261,9 @@ def _budget_array(budget: pd.Series, ids: pd.Series) -> pa.Array:
     try:
         return pa.array(budget, type=budget_type, from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        unfit = [not _fits_budget(value) for value in budget]
-        _reject("budget", f"decimal({BUDGET_PRECISION}, {BUDGET_SCALE})", unfit, ids)
-        raise
+        rule = f"decimal({BUDGET_PRECISION}, {BUDGET_SCALE})"
+        _reject("budget", rule, [not _fits_budget(value) for value in budget], ids)
+        raise FrameValidationError("budget", rule) from None
 
 
 def _fits_budget(value: object) -> bool:

@@ -35,8 +35,6 @@ from campaign_pipeline.warehouse.transactions import TransactionRunner
 log = logging.getLogger(__name__)
 
 STAGING_TABLE = "campaign_staging"
-# Lets the merge's hash joins over a large staged partition stay in memory.
-_LOAD_WORK_MEM = "256MB"
 STAGING_COLUMNS: tuple[str, ...] = (
     "campaign_id",
     "name",
@@ -47,6 +45,8 @@ STAGING_COLUMNS: tuple[str, ...] = (
     "conversions",
     "created_at",
 )
+# Lets the merge's hash joins over a large staged partition stay in memory.
+_LOAD_WORK_MEM = "256MB"
 
 _CREATE_STAGING = """
     CREATE TEMPORARY TABLE campaign_staging (
@@ -158,11 +158,20 @@ class PartitionLoadError(RuntimeError):
         error_class: The driver's exception class, e.g. ``psycopg.errors.CheckViolation``.
     """
 
-    def __init__(self, account_id: str, day: date, error: psycopg.Error) -> None:
-        self.sqlstate = error.sqlstate
-        self.error_class = type(error)
-        super().__init__(
-            f"Loading {account_id} {day.isoformat()} failed and was rolled back: {describe_database_error(error)}"
+    def __init__(
+        self, message: str, *, sqlstate: str | None = None, error_class: type[psycopg.Error] = psycopg.Error
+    ) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.error_class = error_class
+
+    @classmethod
+    def from_error(cls, account_id: str, day: date, error: psycopg.Error) -> PartitionLoadError:
+        """Describe ``error``, raised while loading the account-day, without its message or detail."""
+        return cls(
+            f"Loading {account_id} {day.isoformat()} failed and was rolled back: {describe_database_error(error)}",
+            sqlstate=error.sqlstate,
+            error_class=type(error),
         )
 
 
@@ -243,6 +252,7 @@ class Warehouse:
 
     _shared: ClassVar[dict[tuple[Any, ...], Warehouse]] = {}
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+    _closes_shared_at_exit: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -287,9 +297,10 @@ class Warehouse:
         with cls._shared_lock:
             warehouse = cls._shared.get(key)
             if warehouse is None or warehouse.closed:
-                if not cls._shared:
-                    atexit.register(cls.close_shared)
                 warehouse = cls._shared[key] = cls(url, **options)
+            if not Warehouse._closes_shared_at_exit:
+                atexit.register(cls.close_shared)
+                Warehouse._closes_shared_at_exit = True
         return warehouse
 
     @classmethod
@@ -378,7 +389,7 @@ class Warehouse:
             result = self._transactions.run(load, description=f"the load of {account_id} {day}", idempotent=True)
         except psycopg.Error as error:
             # The driver's message can quote a failing row; the replacement names only where it failed.
-            raise PartitionLoadError(account_id, day, error) from None
+            raise PartitionLoadError.from_error(account_id, day, error) from None
         log.info("Loaded %s %s: %s.", account_id, day, result.as_dict())
         return result
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pickle
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -258,3 +259,14 @@ def test_any_pandas_string_dtype_is_accepted_for_text() -> None:
 
     assert table.column("name").type == pa.large_string()
     assert table.column("status").to_pylist() == ["active", "active"]
+
+
+def test_errors_survive_pickling_between_processes() -> None:
+    errors = [
+        FrameValidationError("clicks", "non-negative", ["campaign_3"], offending_rows=4),
+        CampaignRecordError("campaign_2", "budget", "does not fit decimal(18, 2)"),
+    ]
+
+    for error in errors:
+        restored = pickle.loads(pickle.dumps(error))
+        assert (type(restored), str(restored), vars(restored)) == (type(error), str(error), vars(error))

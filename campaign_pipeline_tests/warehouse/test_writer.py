@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -221,6 +222,12 @@ def test_a_database_error_names_where_it_failed_but_no_row_values(warehouse_url:
         )
         assert excinfo.value.__cause__ is None and excinfo.value.__suppress_context__
         assert warehouse.partition_row_count(ACCOUNT, DAY) == 0
+        restored = pickle.loads(pickle.dumps(excinfo.value))
+        assert (str(restored), restored.sqlstate, restored.error_class) == (
+            str(excinfo.value),
+            "23514",
+            psycopg.errors.CheckViolation,
+        )
 
 
 def test_hostile_strings_are_stored_byte_for_byte(warehouse: Warehouse, warehouse_url: str) -> None:
