@@ -328,7 +328,13 @@ def test_loads_of_one_account_wait_for_each_other(warehouse: Warehouse, warehous
 def _wait_for_advisory_lock_waiter(connection: psycopg.Connection) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        waiting = connection.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        waiting = connection.execute(
+            """
+            SELECT count(*) FROM pg_locks
+            WHERE locktype = 'advisory' AND NOT granted
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            """
+        )
         if waiting.fetchone()[0] == 1:
             return
         time.sleep(0.01)
