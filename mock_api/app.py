@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mock_api.config import Endpoint, FaultSettings, FaultSettingsPatch
 from mock_api.dataset import parse_day
+from mock_api.responses import ResponseScriptPatch
 from mock_api.schemas import (
     CampaignPage,
     ErrorBody,
@@ -239,7 +240,11 @@ def _platform_router(simulator: Simulator) -> APIRouter:
             resolved = None if day is None else parse_day(day)
         except ValueError:
             raise ApiError(400, "Bad request", f"Query parameter 'date': {day!r} is not a calendar day.") from None
-        return Response(simulator.campaigns_page(account_id, page, limit, resolved), media_type=JSON)
+        body = simulator.campaigns_page(account_id, page, limit, resolved)
+        scripted = simulator.scripted_answer(account_id, page, body)
+        if scripted is not None:
+            return Response(scripted.body, status_code=scripted.status, media_type=scripted.media_type)
+        return Response(body, media_type=JSON)
 
     @router.post(
         "/api/campaigns/{campaign_id}/sync",
@@ -295,6 +300,17 @@ def _admin_router(simulator: Simulator) -> APIRouter:
         except ValidationError as exc:
             raise ApiError(400, "Bad request", describe_validation_error(_body_errors(exc))) from None
         return simulator.faults
+
+    @router.get("/responses")
+    async def responses() -> dict[str, Any]:
+        """The scripted bad answers of the list endpoint, with the requests each has caught."""
+        return simulator.responses.describe()
+
+    @router.put("/responses", responses=BAD_REQUEST)
+    async def script_responses(script: ResponseScriptPatch) -> dict[str, Any]:
+        """Replace the scripted bad answers of the list endpoint (an empty list removes them)."""
+        simulator.responses.replace(script.list)
+        return simulator.responses.describe()
 
     return router
 

@@ -24,6 +24,7 @@ from mock_api.config import Endpoint, FaultSettings, SimulatorConfig
 from mock_api.dataset import campaign_json, campaign_number, format_timestamp, random_campaign_record
 from mock_api.faults import AttemptCounter, Outcome, decide, fault_draw
 from mock_api.ratelimit import SlidingWindowLimiter
+from mock_api.responses import RawAnswer, ResponseScript, ScriptError, render
 from mock_api.stats import CLIENT_CLOSED_STATUS, RequestRecord, RequestStats
 from mock_api.tokens import TokenStore
 
@@ -129,6 +130,7 @@ class Simulator:
         self.tokens = TokenStore(clock, wall_clock, shared_issue_time=config.upstream_quirks)
         self.attempts = AttemptCounter()
         self.stats = RequestStats(config.request_log_size)
+        self.responses = ResponseScript()
         self._list_calls: Counter[str] = Counter()
         self._random = random.Random(config.seed)
 
@@ -216,6 +218,21 @@ class Simulator:
             return self._upstream_page(account_id, page, limit)
         resolved = day or datetime.fromtimestamp(self._wall_clock(), UTC).date()
         return render_page(self.config.seed, account_id, resolved, page, limit, self.config.campaign_count)
+
+    def scripted_answer(self, account_id: str, page: int, real_page: bytes) -> RawAnswer | None:
+        """Return the bad answer a scripted rule (``PUT /__admin/responses``) makes of the page, if one matches.
+
+        Raises:
+            ApiError: 500 when the matching rule cannot apply to this page.
+        """
+        rule = self.responses.take(account_id, page)
+        if rule is None:
+            return None
+        try:
+            return render(rule, real_page)
+        except ScriptError as exc:
+            message = f"The scripted {rule.kind} answer does not fit page {page}: {exc}."
+            raise ApiError(500, "Script error", message) from None
 
     async def sync_campaign(self, account_id: str, campaign_id: str, body_campaign_id: str) -> dict[str, Any]:
         """Sync one campaign after the configured latency; 404 for unknown ids, 400 on a body mismatch."""

@@ -200,6 +200,16 @@ class MockApiServer:
         faults: dict[str, Any] = self._call("PUT", "/__admin/faults", patch)
         return faults
 
+    def set_responses(self, rules: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Script bad answers of the list endpoint (see ``PUT /__admin/responses``); ``[]`` removes them."""
+        script: dict[str, Any] = self._call("PUT", "/__admin/responses", {"list": list(rules)})
+        return script
+
+    def responses(self) -> dict[str, Any]:
+        """Return the scripted answers with the requests each has caught."""
+        script: dict[str, Any] = self._call("GET", "/__admin/responses")
+        return script
+
     def token(self, account_id: str = "acme-retail") -> str:
         """Return a fresh access token of a demo or generated account."""
         account = account_by_id(account_id)
