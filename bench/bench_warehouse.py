@@ -1,8 +1,8 @@
 """Throughput of the warehouse load against raw COPY and pandas ``to_sql``, on one server.
 
 Run ``.venv/bin/python -m bench.bench_warehouse [--rows N] [--url ADMIN_URL]``. Without a
-URL it starts the embedded server in ``.campaign_pipeline/bench-pgdata``; either way it
-works in a database it creates and drops. Figures, in rows per second:
+URL it starts the embedded server in ``.campaign_pipeline/bench-pgdata`` and stops it at the
+end; either way it works in a database it creates and drops. Figures, in rows per second:
 
 - upsert: :meth:`Warehouse.replace_partition` of an N-row account-day into a table that
   already holds the first half of it: half the rows are new, half have changed metrics;
@@ -153,13 +153,16 @@ def run(rows: int = 1_000_000, url: str | None = None, *, to_sql_rows: int = 100
 
 @contextmanager
 def _bench_database(admin_url: str | None) -> Iterator[str]:
-    admin_url = database.libpq_url(admin_url) if admin_url else database.start_embedded_server(BENCH_DATA_DIR)
+    embedded = admin_url is None
+    admin_url = database.start_embedded_server(BENCH_DATA_DIR) if embedded else database.libpq_url(admin_url)
     name = f"bench_warehouse_{uuid.uuid4().hex[:8]}"
     database.ensure_database(admin_url, name)
     try:
         yield database.with_database(admin_url, name)
     finally:
         database.drop_database(admin_url, name)
+        if embedded:
+            database.stop_embedded_server(BENCH_DATA_DIR)
 
 
 def format_report(figures: dict) -> str:

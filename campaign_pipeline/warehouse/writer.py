@@ -236,9 +236,11 @@ class CampaignFailure:
 class Warehouse:
     """The campaign warehouse in one PostgreSQL database, reached through a connection pool.
 
-    Every public method is one transaction. A transaction whose connection is
-    lost is run again whole, up to ``transaction_retries`` times (see
+    Every public method is one transaction on a pooled connection, so one
+    instance can serve many threads. A transaction whose connection is lost is
+    run again whole, up to ``transaction_retries`` times (see
     :class:`~campaign_pipeline.warehouse.transactions.TransactionRunner`).
+    Use :meth:`shared` for the one pool a process should have.
 
     Args:
         url: libpq URL of the database, e.g. ``postgresql://user:password@host:5432/warehouse``.
