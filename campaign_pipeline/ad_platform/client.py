@@ -142,7 +142,9 @@ class AdPlatformClient:
         limiter: The account's rate limiter, shared with every other client of
             the account; by default one of this client's own.
         clock: Monotonic clock (injected in tests).
-        sleep: Sleep function (injected in tests).
+        sleep: Sleep function (injected in tests). By default the client sleeps
+            on an event, so that a sync that fails stops its other workers'
+            waits at once instead of letting them sleep out a window.
         logger: Where to log; Dagster's ``context.log`` works.
         log_context: ``key=value`` pairs that start every log line, e.g. the
             partition and run ids; ``account`` is always included.
@@ -158,7 +160,7 @@ class AdPlatformClient:
         config: ClientConfig = DEFAULT_CONFIG,
         limiter: RateLimiter | None = None,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         logger: Logger | None = None,
         log_context: Mapping[str, str] | None = None,
         rng: random.Random | None = None,
@@ -173,7 +175,7 @@ class AdPlatformClient:
         self.config = config
         self.stats = ClientStats()
         self._clock = clock
-        self._sleep = sleep
+        self._injected_sleep = sleep
         self._rng = rng or random.Random()
         self._logger: Logger = logger or logging.getLogger(__name__)
         self._log_prefix = " ".join(
@@ -185,7 +187,7 @@ class AdPlatformClient:
             config.rate_window_seconds,
             safety_margin_seconds=config.limiter_safety_margin_seconds,
             clock=clock,
-            sleep=sleep,
+            sleep=sleep or time.sleep,
         )
         self._basic_auth = _BasicAuth(credentials)
         self._tokens = TokenManager(
@@ -428,10 +430,14 @@ class AdPlatformClient:
 
     def _take_slot(self, call: _Call) -> None:
         try:
-            waited = self._limiter.acquire(self.account_id, max_wait_seconds=self._partition_seconds_left())
+            waited = self._limiter.acquire(
+                self.account_id, max_wait_seconds=self._partition_seconds_left(), sleep=self._sleep
+            )
         except SlotWaitTooLong as error:
             raise self._deadline_error(f"waiting for a rate-limit slot for {call.description} ({error})") from None
         self.stats.record_limiter_wait(waited)
+        if self._cancelled.is_set():
+            raise _SyncCancelled()
 
     def _send(self, call: _Call, auth: AuthBase) -> Outcome:
         seconds_left = self._partition_seconds_left()
@@ -481,6 +487,13 @@ class AdPlatformClient:
                 self.account_id, f"{call.description}: the platform refused a freshly issued token ({outcome.reason})."
             )
         raise RetryBudgetExhausted(self.account_id, call.description, decision.give_up, attempt)
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep, unless the sync is cancelled, which ends the sleep at once with :class:`_SyncCancelled`."""
+        if self._injected_sleep is not None:
+            self._injected_sleep(seconds)
+        elif self._cancelled.wait(seconds):
+            raise _SyncCancelled()
 
     def _partition_seconds_left(self) -> float:
         assert self._partition_deadline_at is not None

@@ -45,8 +45,20 @@ class SlotWaitTooLong(Exception):
 class RateLimiter(Protocol):
     """Admits requests per account so that the platform's window is never exceeded."""
 
-    def acquire(self, account_id: str, *, max_wait_seconds: float | None = None) -> float:
+    def acquire(
+        self,
+        account_id: str,
+        *,
+        max_wait_seconds: float | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> float:
         """Block until a request of ``account_id`` may be sent; return the seconds slept (0 if none).
+
+        Args:
+            account_id: The account whose window the request counts against.
+            max_wait_seconds: Longest acceptable wait.
+            sleep: How to wait, instead of the limiter's own sleep (e.g. one
+                that a cancelled sync interrupts by raising).
 
         Raises:
             SlotWaitTooLong: when no slot opens within ``max_wait_seconds``.
@@ -120,8 +132,14 @@ class SlidingWindowLimiter:
         self._lock = threading.Lock()
         self._windows: dict[str, _AccountWindow] = {}
 
-    def acquire(self, account_id: str, *, max_wait_seconds: float | None = None) -> float:
-        """Block until a request of ``account_id`` may be sent; return the seconds waited."""
+    def acquire(
+        self,
+        account_id: str,
+        *,
+        max_wait_seconds: float | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> float:
+        """Block until a request of ``account_id`` may be sent; return the seconds slept (0 if none)."""
         started = self._clock()
         slept = False
         while True:
@@ -141,7 +159,7 @@ class SlidingWindowLimiter:
                     window.admitted.append(now)
                     return now - started if slept else 0.0
             _check_wait(wait, now - started, max_wait_seconds)
-            self._sleep(wait)
+            (sleep or self._sleep)(wait)
             slept = True
 
     def defer(self, account_id: str, seconds: float) -> None:
@@ -206,8 +224,14 @@ class PostgresSlidingWindowLimiter:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(limit={self.limit}, window_seconds={self.window_seconds:g})"
 
-    def acquire(self, account_id: str, *, max_wait_seconds: float | None = None) -> float:
-        """Block until a request of ``account_id`` may be sent; return the seconds waited."""
+    def acquire(
+        self,
+        account_id: str,
+        *,
+        max_wait_seconds: float | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> float:
+        """Block until a request of ``account_id`` may be sent; return the seconds slept (0 if none)."""
         started = time.monotonic()
         slept = False
         while True:
@@ -215,7 +239,7 @@ class PostgresSlidingWindowLimiter:
             if wait <= 0:
                 return time.monotonic() - started if slept else 0.0
             _check_wait(wait, time.monotonic() - started, max_wait_seconds)
-            self._sleep(wait)
+            (sleep or self._sleep)(wait)
             slept = True
 
     def defer(self, account_id: str, seconds: float) -> None:

@@ -153,6 +153,22 @@ class TestSync:
         )
         assert server_requests(api, "sync") == {"503": 6}
 
+    def test_a_failing_progress_callback_stops_the_sync_and_is_raised(self, api: MockApiServer) -> None:
+        api.set_faults({"rate_limit": 3, "rate_window_seconds": 0.5, "sync_latency_seconds": 0.05})
+
+        def on_synced(campaign_id: str) -> None:
+            raise RuntimeError(f"cannot record {campaign_id}")
+
+        started = time.monotonic()
+        with (
+            make_client(api, rate_limit=3, rate_window_seconds=0.5, limiter_safety_margin_seconds=0.05) as client,
+            pytest.raises(RuntimeError, match="cannot record campaign_"),
+        ):
+            client.sync_campaigns([f"campaign_{n}" for n in range(1, 31)], on_synced=on_synced)
+        # Workers already holding a slot finish their request; nobody takes a new one.
+        assert server_requests(api, "sync") == {"200": 3}
+        assert time.monotonic() - started < 1.0
+
     def test_repeated_ids_are_refused(self, api: MockApiServer) -> None:
         with make_client(api) as client, pytest.raises(ValueError, match="campaign_ids repeats 'campaign_1'"):
             client.sync_campaigns(["campaign_1", "campaign_2", "campaign_1"])
