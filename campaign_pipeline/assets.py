@@ -165,6 +165,8 @@ def _sync_campaigns(context, client, store, account_day: AccountDay, campaign_id
             context.log.info(f"{account_day}: {count} of {total} campaigns synced")
 
     report = client.sync_campaigns(pending, on_synced=on_synced)
+    # The ledger lists the campaigns failing now: an earlier attempt's failure that this one synced is gone.
+    store.clear_campaign_failures(account_id, day, report.synced)
     if report.failed:
         store.record_campaign_failures(
             account_id,

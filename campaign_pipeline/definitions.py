@@ -56,6 +56,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 rate_window_seconds=settings.rate_window_seconds,
                 sync_workers=settings.sync_workers,
                 read_timeout_seconds=settings.read_timeout_seconds,
+                transient_retries=settings.transient_retries,
+                partition_deadline_seconds=settings.partition_deadline_seconds,
             ),
             "warehouse": WarehouseResource(url=dg.EnvVar(setting_names.WAREHOUSE_URL)),
             "frame_io_manager": ParquetIOManager(base_dir=str(settings.home / "frames")),

@@ -21,7 +21,8 @@ from mock_api.testing import MockApiServer
 
 SEED = 11
 DAY = date(2026, 11, 27)
-ASSETS = build_campaign_assets(build_campaign_partitions(date(2026, 1, 1)))
+PARTITIONS = build_campaign_partitions(date(2026, 1, 1))
+ASSETS = build_campaign_assets(PARTITIONS, step_retries=0)
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +57,11 @@ def _resources(api_url: str, warehouse_url: str, tmp_path, **client_fields) -> d
     }
 
 
-def _materialize(instance, resources, account_id: str = "acme-retail", **kwargs) -> dg.ExecuteInProcessResult:
+def _materialize(
+    instance, resources, account_id: str = "acme-retail", assets=ASSETS, **kwargs
+) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        ASSETS,
+        assets,
         instance=instance,
         resources=resources,
         partition_key=str(AccountDay(account_id, DAY).partition_key),
@@ -152,8 +155,10 @@ def test_hostile_names_are_stored_verbatim(api, instance, warehouse_url, tmp_pat
 
 
 def test_failed_campaigns_go_to_the_ledger_and_the_retry_syncs_only_those(api, instance, warehouse_url, tmp_path):
-    resources = _resources(api.url, warehouse_url, tmp_path, sync_workers=4)
-    api.set_faults({"sync": {"error_rate": 0.3}})
+    resources = _resources(
+        api.url, warehouse_url, tmp_path, sync_workers=4, transient_retries=1, backoff_base_seconds=0.01
+    )
+    api.set_faults({"sync": {"error_rate": 0.5}})
 
     first = _materialize(instance, resources, raise_on_error=False)
 
@@ -161,12 +166,12 @@ def test_failed_campaigns_go_to_the_ledger_and_the_retry_syncs_only_those(api, i
     with Warehouse(warehouse_url) as warehouse:
         ledger = warehouse.campaign_failures("acme-retail", DAY)
         synced_first = warehouse.synced_campaign_ids("acme-retail", DAY)
-    assert ledger, "a 30 % sync error rate must exhaust some campaign's budget"
+    assert ledger, "a 50 % sync error rate must exhaust some campaign's two attempts"
     assert set(ledger).isdisjoint(synced_first)
     assert len(ledger) + len(synced_first) == 100
     assert all("503" in failure.reason for failure in ledger.values())
     assert instance.get_status_by_partition(
-        dg.AssetKey("campaign_snapshots"), ["acme-retail|2026-11-27"], ASSETS[0].partitions_def
+        dg.AssetKey("campaign_snapshots"), ["acme-retail|2026-11-27"], PARTITIONS
     ) == {"acme-retail|2026-11-27": dg.AssetPartitionStatus.FAILED}
 
     api.set_faults({"sync": {"error_rate": 0.0}})
@@ -211,3 +216,25 @@ def test_unknown_account_fails_with_one_sentence(api, instance, warehouse_url, t
     assert "CAMPAIGN_PIPELINE_CREDENTIALS has no entry for account 'not-registered'." in (
         failure.event_specific_data.error.message
     )
+
+
+def test_a_step_retry_within_the_run_resumes_and_the_ledger_keeps_only_current_failures(
+    api, instance, warehouse_url, tmp_path
+):
+    retrying = build_campaign_assets(PARTITIONS, step_retries=3, step_retry_delay_seconds=0.1)
+    resources = _resources(
+        api.url, warehouse_url, tmp_path, sync_workers=4, transient_retries=1, backoff_base_seconds=0.01
+    )
+    api.set_faults({"sync": {"error_rate": 0.3}})
+
+    result = _materialize(instance, resources, assets=retrying, raise_on_error=False)
+
+    retries = [event for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert retries, "a 30 % sync error rate with two attempts per call must fail some first attempt"
+    sync_200 = [r for r in api.requests() if r.get("endpoint") == "sync" and r["status"] == 200]
+    assert len(sync_200) == len({r["path"] for r in sync_200}), "no campaign was synced twice"
+    with Warehouse(warehouse_url) as warehouse:
+        ledger = set(warehouse.campaign_failures("acme-retail", DAY))
+    assert result.success
+    assert len(sync_200) == 100
+    assert ledger == set()

@@ -23,6 +23,7 @@ from campaign_pipeline.ad_platform import (
     ClientConfig,
     PostgresSlidingWindowLimiter,
     RateLimiter,
+    RetryBudget,
     SlidingWindowLimiter,
 )
 from campaign_pipeline.ad_platform.client import Logger
@@ -72,6 +73,17 @@ class AdPlatformResource(dg.ConfigurableResource):
     partition_deadline_seconds: float = Field(
         default=DEFAULTS.partition_deadline_seconds, gt=0, description="Longest one account-day may take."
     )
+    transient_retries: int = Field(
+        default=DEFAULTS.transient_retry.retries,
+        ge=0,
+        description="Retries of one call after 5xx answers, timeouts and hangs.",
+    )
+    backoff_base_seconds: float = Field(
+        default=DEFAULTS.backoff_base_seconds, gt=0, description="Ceiling of the first backoff; it doubles per retry."
+    )
+    backoff_cap_seconds: float = Field(
+        default=DEFAULTS.backoff_cap_seconds, gt=0, description="Largest single backoff."
+    )
     token_refresh_margin_seconds: float = Field(
         default=DEFAULTS.token_refresh_margin_seconds, gt=0, description="How long before expiry a token is replaced."
     )
@@ -107,6 +119,9 @@ class AdPlatformResource(dg.ConfigurableResource):
             call_deadline_seconds=self.call_deadline_seconds,
             partition_deadline_seconds=self.partition_deadline_seconds,
             token_refresh_margin_seconds=self.token_refresh_margin_seconds,
+            transient_retry=RetryBudget(retries=self.transient_retries, seconds=DEFAULTS.transient_retry.seconds),
+            backoff_base_seconds=self.backoff_base_seconds,
+            backoff_cap_seconds=self.backoff_cap_seconds,
         )
 
     def get_client(self, account_id: str, *, logger: Logger | None = None) -> AdPlatformClient:
