@@ -49,7 +49,7 @@ SAFETY_MARGIN_SECONDS = 0.25
 MIN_SAFETY_MARGIN_SECONDS = 0.1
 FAULTS = {"error_rate": 0.2, "hang_rate": 0.1}
 DEFAULTS = ClientConfig()
-PG_DATA_DIR = Path(__file__).resolve().parents[1] / ".campaign_pipeline" / "bench-pgdata"
+PG_DATA_DIR = Path(__file__).resolve().parents[1] / ".campaign_pipeline" / "bench-client-pgdata"
 
 
 @dataclass(frozen=True)
@@ -181,10 +181,13 @@ def run(time_scale: float = 1.0, seed: int = 0, limiter_url: str | None = None) 
             timeout and the backoff (1.0: the contract's 60 s window and 2 s sync).
         seed: Seed of the simulator's faults.
         limiter_url: PostgreSQL database for the shared limiter; by default a
-            fresh database on the embedded server in ``.campaign_pipeline/bench-pgdata``.
+            fresh database on an embedded server in ``.campaign_pipeline/bench-client-pgdata``,
+            stopped at the end unless it was already running.
     """
     created: tuple[str, str] | None = None
+    stop_server = False
     if limiter_url is None:
+        stop_server = not database.is_embedded_server_running(PG_DATA_DIR)
         admin_url = database.start_embedded_server(PG_DATA_DIR)
         name = f"bench_limiter_{uuid.uuid4().hex[:8]}"
         database.ensure_database(admin_url, name)
@@ -212,6 +215,8 @@ def run(time_scale: float = 1.0, seed: int = 0, limiter_url: str | None = None) 
     finally:
         if created is not None:
             database.drop_database(*created)
+        if stop_server:
+            database.stop_embedded_server(PG_DATA_DIR)
 
 
 def main() -> None:
