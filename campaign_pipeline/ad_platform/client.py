@@ -241,7 +241,12 @@ class AdPlatformClient:
                 path="/api/campaigns",
                 params={"page": page_number, "limit": self.config.page_size, "date": day.isoformat()},
             )
-            outcome = self._execute(call)
+            try:
+                outcome = self._execute(call)
+            except FatalResponseError as error:
+                # The endpoint alone does not say which page broke; the call's description does.
+                reason = f"{error.reason}, on page {page_number} of {day.isoformat()}"
+                raise FatalResponseError(self.account_id, error.endpoint, error.status, reason) from None
             try:
                 page = parse_campaign_page(outcome.payload, page_number=page_number)
             except PageShapeError as error:
