@@ -80,6 +80,11 @@ CAMPAIGN_ARROW_SCHEMA = pa.schema(
     ]
 )
 
+# Ids sit in primary-key indexes, whose entries PostgreSQL caps at about 2,700
+# bytes (a longer id would fail the load after the whole sync); a name of
+# megabytes is a broken answer, not a campaign (the longest seen is 5,000).
+MAX_TEXT_CHARS: Mapping[str, int] = {"account_id": 255, "campaign_id": 255, "name": 10_000, "status": 64}
+
 SAMPLE_SIZE = 5
 _SHOWN_ID_LENGTH = 64
 _MAX_BUDGET = Decimal(10) ** (BUDGET_PRECISION - BUDGET_SCALE)
@@ -189,7 +194,7 @@ def validate_frame(frame: pd.DataFrame, *, account_id: str | None = None, day: d
 
     Rules, checked in this order: the column set, each column's dtype, no
     missing values, no NUL character in text (PostgreSQL text cannot hold
-    one), budget fits ``numeric(18, 2)``, budget and metrics non-negative, one
+    one), text no longer than :data:`MAX_TEXT_CHARS`, budget fits ``numeric(18, 2)``, budget and metrics non-negative, one
     row per (account_id, metrics_date, campaign_id), and every row belongs to
     ``account_id`` and ``day`` when given.
 
@@ -215,6 +220,8 @@ def frame_to_arrow(frame: pd.DataFrame, *, account_id: str | None = None, day: d
         _reject(column, "not null", frame[column].isna(), ids)
     for column in TEXT_COLUMNS:
         _reject(column, "no NUL character", frame[column].str.contains("\x00", regex=False), ids)
+        limit = MAX_TEXT_CHARS[column]
+        _reject(column, f"at most {limit:,} characters", frame[column].str.len() > limit, ids)
     budget = _budget_array(frame["budget"], ids)
     _reject("budget", "non-negative", pc.less(budget, 0), ids)
     for column in METRIC_COLUMNS:
