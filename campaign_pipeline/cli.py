@@ -235,7 +235,7 @@ def run_summary(result) -> dict:
             for key, value in materialization.metadata.items():
                 metadata[f"{node}.{key}"] = getattr(value, "value", value)
     errors = [
-        event.event_specific_data.error.message.strip().splitlines()[0]
+        _failure_reason(event.event_specific_data.error)
         for event in result.all_events
         if event.is_step_failure and event.event_specific_data and event.event_specific_data.error
     ]
@@ -249,6 +249,14 @@ def run_summary(result) -> dict:
         "metadata": {key: value for key, value in metadata.items() if isinstance(value, (int, float, str))},
         "errors": errors,
     }
+
+
+def _failure_reason(error) -> str:
+    """Return the first line of the error that failed a step, looking past Dagster's retry wrapper."""
+    # After its last retry, a step fails with "Exceeded max_retries of 2"; the cause says why.
+    while error.cls_name == "RetryRequestedFromPolicy" and error.cause is not None:
+        error = error.cause
+    return error.message.strip().splitlines()[0]
 
 
 def _dev(args: argparse.Namespace) -> int:
