@@ -1,0 +1,313 @@
+"""One account versus sixteen synced at once through the Dagster daemon's run queue.
+
+Run ``python -m bench.bench_queue [--time-scale 1] [--accounts 16]``. The
+real processes of ``campaign-pipeline dev`` run (a gRPC code server,
+``dagster-daemon`` and ``dagster-webserver``, sharing only PostgreSQL, with
+the project's dagster.yaml: QueuedRunCoordinator, ``max_concurrent_runs: 16``,
+one run per account at a time) against a simulator with generated accounts
+``acct-0001``.., each with its own window of 60 requests. Runs are submitted
+with the project's ``dagster job backfill`` (:func:`campaign_pipeline.backfill.launch_backfill`),
+which puts one run per account-day on the queue; the daemon launches each as
+its own process. First one account-day, then N account-days of N other
+accounts at once; the wall time of each runs from the submission to the last
+run's end, and the figure is their ratio.
+
+While runs execute, the resident memory of every process under the code
+server (the run workers) is sampled four times a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import statistics
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import psutil
+import yaml
+
+from bench.bench_dagster import RATE_LIMIT, SYNC_LATENCY_SECONDS, WINDOW_SECONDS, bench_day
+from bench.harness import (
+    BenchDatabases,
+    RssSampler,
+    bench_databases,
+    bench_server,
+    descendants,
+    elapsed,
+    patched_environ,
+    run_timeline,
+    state_dir,
+    wait_until,
+)
+from campaign_pipeline import environment
+from campaign_pipeline import settings as setting_names
+from campaign_pipeline.backfill import launch_backfill
+from campaign_pipeline.definitions import CAMPAIGN_SYNC_JOB
+from campaign_pipeline.partitions import ACCOUNT_DIMENSION, AccountDay
+from mock_api.accounts import demo_credentials
+from mock_api.testing import MockApiServer
+
+TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+BACKFILL_ID = re.compile(r"Launched backfill job `([^`]+)`")
+# A schedule that never ticks while the benchmark runs (1 January, 00:00 UTC).
+QUIET_CRON = "0 0 1 1 *"
+
+
+@dataclass(frozen=True)
+class QueueSetup:
+    """What a phase needs: the prepared environment, the simulator and the Dagster instance."""
+
+    prepared: environment.PreparedEnvironment
+    server: MockApiServer
+    instance: dg.DagsterInstance
+    code_server_pid: int
+
+
+def generated_accounts(count: int, first: int = 1) -> list[str]:
+    """Ids of the simulator's generated accounts ``acct-0001``.. from number ``first``."""
+    return [f"acct-{number:04d}" for number in range(first, first + count)]
+
+
+def write_registry(path: Path, account_ids: list[str]) -> Path:
+    """Write an account registry listing ``account_ids``; return its path."""
+    path.write_text("".join(f'[[accounts]]\nid = "{account_id}"\nname = "{account_id}"\n\n' for account_id in account_ids))
+    return path
+
+
+def free_port() -> int:
+    """Return a TCP port that was free on localhost a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def pipeline_env(
+    home: Path, databases: BenchDatabases, server: MockApiServer, account_ids: list[str], *, time_scale: float, day: date
+) -> dict[str, str]:
+    """The settings of ``campaign-pipeline dev`` for the benchmark: its simulator, databases and window."""
+    return {
+        setting_names.HOME: str(home),
+        setting_names.API_URL: server.url,
+        setting_names.CREDENTIALS: json.dumps(demo_credentials(account_ids)),
+        setting_names.ACCOUNTS_FILE: str(write_registry(home / "accounts.toml", account_ids)),
+        setting_names.WAREHOUSE_URL: databases.warehouse_url,
+        setting_names.DAGSTER_STORAGE_URL: databases.dagster_url,
+        setting_names.RATE_LIMIT: str(RATE_LIMIT),
+        setting_names.RATE_WINDOW_SECONDS: str(WINDOW_SECONDS * time_scale),
+        setting_names.SYNC_WORKERS: str(RATE_LIMIT),
+        setting_names.PARTITION_START_DATE: (day - timedelta(days=7)).isoformat(),
+        setting_names.SCHEDULE_CRON: QUIET_CRON,
+    }
+
+
+def submit_and_wait(setup: QueueSetup, account_ids: list[str], day: date, *, timeout_seconds: float) -> dict[str, Any]:
+    """Backfill one account-day per account; wait for every run to end; return the phase's figures."""
+    keys = [str(AccountDay(account_id, day)) for account_id in account_ids]
+    workspace = Path(setup.prepared.env["DAGSTER_HOME"]) / "workspace.yaml"
+    sampler = RssSampler(lambda: descendants(setup.code_server_pid))
+    with sampler:
+        submitted = time.time()
+        output = launch_backfill(CAMPAIGN_SYNC_JOB, keys, workspace, setup.prepared.env)
+        launched = time.time()
+        match = BACKFILL_ID.search(output)
+        if match is None:
+            raise RuntimeError(f"dagster job backfill printed no backfill id: {output.strip()[-200:]}")
+        runs_filter = dg.RunsFilter(tags={"dagster/backfill": match.group(1)})
+
+        def all_ended() -> bool:
+            runs = setup.instance.get_runs(filters=runs_filter)
+            return len(runs) == len(keys) and all(run.status.value in TERMINAL for run in runs)
+
+        wait_until(all_ended, timeout_seconds=timeout_seconds)
+    runs = setup.instance.get_runs(filters=runs_filter)
+    timelines = [run_timeline(setup.instance, run.run_id) for run in runs]
+    first_requests = _first_requests(setup.server, account_ids)
+    per_run = [_run_figures(run, timeline, first_requests, submitted) for run, timeline in zip(runs, timelines)]
+    ended = max(timeline["ended"] or 0.0 for timeline in timelines)
+    worker_peaks = sorted(sampler.peak_by_pid.values())
+    return {
+        "accounts": len(account_ids),
+        "succeeded": sum(1 for timeline in timelines if timeline["status"] == "SUCCESS"),
+        "wall_seconds": elapsed(submitted, ended),
+        "backfill_command_seconds": elapsed(submitted, launched),
+        "runs": per_run,
+        "median": {
+            key: round(statistics.median(row[key] for row in per_run if row[key] is not None), 3)
+            for key in per_run[0]
+            if key != "account_id" and any(row[key] is not None for row in per_run)
+        },
+        "worker_processes": len(worker_peaks),
+        "peak_rss_per_worker_bytes": worker_peaks[-1] if worker_peaks else None,
+        "median_peak_rss_per_worker_bytes": int(statistics.median(worker_peaks)) if worker_peaks else None,
+        "peak_rss_all_workers_bytes": sampler.peak_total,
+    }
+
+
+def _first_requests(server: MockApiServer, account_ids: list[str]) -> dict[str, float]:
+    first: dict[str, float] = {}
+    wanted = set(account_ids)
+    for record in server.requests():
+        account = record.get("account")
+        if account in wanted and account not in first:
+            first[account] = record["arrived_at"]
+    return first
+
+
+def _run_figures(run: Any, timeline: dict[str, Any], first_requests: dict[str, float], submitted: float) -> dict:
+    account_id = run.tags.get(f"dagster/partition/{ACCOUNT_DIMENSION}", "")
+    load = timeline["materialized"].get("campaign_daily_metrics")
+    first_request = first_requests.get(account_id)
+    return {
+        "account_id": account_id,
+        "submitted_to_created": elapsed(submitted, timeline["created"]),
+        "queued": elapsed(timeline["created"], timeline.get("run_starting")),
+        "starting_to_run_start": elapsed(timeline.get("run_starting"), timeline.get("run_start")),
+        "run_start_to_first_step": elapsed(timeline.get("run_start"), timeline.get("first_step_start")),
+        "first_step_to_first_request": elapsed(timeline.get("first_step_start"), first_request),
+        "asset_wall": elapsed(first_request, load),
+        "load_to_run_end": elapsed(load, timeline["ended"]),
+        "submitted_to_run_end": elapsed(submitted, timeline["ended"]),
+    }
+
+
+def _services_memory(setup: QueueSetup) -> dict[str, int]:
+    memory = {}
+    for child in setup.prepared.children:
+        name = "dagster code-server" if "code-server" in child.args else Path(child.args[0]).name
+        try:
+            memory[name] = psutil.Process(child.pid).memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return memory
+
+
+def threaded_dequeue(dagster_home: Path, workers: int) -> dict[str, Any]:
+    """Rewrite ``dagster_home``'s dagster.yaml so that the daemon launches up to ``workers`` runs at once."""
+    path = dagster_home / "dagster.yaml"
+    config = yaml.safe_load(path.read_text())
+    coordinator_config = {"dequeue_use_threads": True, "dequeue_num_workers": workers}
+    config["run_coordinator"]["config"] = {**config["run_coordinator"].get("config", {}), **coordinator_config}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return coordinator_config
+
+
+def start_services(prepared: environment.PreparedEnvironment, server: MockApiServer) -> QueueSetup:
+    """Start the code server, daemon and webserver; return what the phases need."""
+    environment.start_dagster_services(prepared, ui_port=free_port(), code_port=free_port())
+    return QueueSetup(prepared, server, dg.DagsterInstance.get(), prepared.children[0].pid)
+
+
+def stop_services(prepared: environment.PreparedEnvironment) -> None:
+    """Stop the code server, daemon and webserver (the simulator is not theirs)."""
+    prepared.close()
+    prepared.children.clear()
+
+
+def run(
+    *,
+    accounts: int = 16,
+    time_scale: float = 1.0,
+    seed: int = 0,
+    postgres_url: str | None = None,
+    threaded_variant: bool = True,
+) -> dict[str, Any]:
+    """Benchmark 2: one account-day alone, then ``accounts`` account-days at once; return the figures.
+
+    Args:
+        accounts: Accounts synced at once in the second phase.
+        time_scale: Factor on the window and the sync latency (1.0: 60 requests per 60 s, 2 s syncs).
+        seed: Simulator seed.
+        postgres_url: Admin URL of a PostgreSQL server; the embedded bench server when None.
+        threaded_variant: Run the many-account phase again (other accounts) with the daemon
+            launching runs from several threads, a setting of dagster.yaml.
+    """
+    day = bench_day()
+    single, many = generated_accounts(1), generated_accounts(accounts, first=2)
+    again = generated_accounts(accounts, first=accounts + 2) if threaded_variant else []
+    everyone = [*single, *many, *again]
+    phase_timeout = 20 * WINDOW_SECONDS * time_scale + 600
+    figures: dict[str, Any] = {}
+    with (
+        bench_server(postgres_url) as admin_url,
+        bench_databases("queue", admin_url) as databases,
+        state_dir("queue") as home,
+        MockApiServer(
+            profile="fast",
+            seed=seed,
+            account_count=len(everyone),
+            rate_limit=RATE_LIMIT,
+            rate_window_seconds=WINDOW_SECONDS * time_scale,
+            sync_latency_seconds=SYNC_LATENCY_SECONDS * time_scale,
+            log_path=home / "simulator.log",
+        ) as server,
+    ):
+        env = pipeline_env(home, databases, server, everyone, time_scale=time_scale, day=day)
+        prepared = environment.prepare({**_inherited_env(), **env})
+        dagster_vars = {key: prepared.env[key] for key in ("DAGSTER_HOME", environment.DAGSTER_PG_URL)}
+        try:
+            with patched_environ(dagster_vars):
+                setup = start_services(prepared, server)
+                setup.instance.add_dynamic_partitions(ACCOUNT_DIMENSION, everyone)
+                figures["one_account"] = submit_and_wait(setup, single, day, timeout_seconds=phase_timeout)
+                figures["many_accounts"] = submit_and_wait(setup, many, day, timeout_seconds=phase_timeout)
+                figures["services_rss_bytes"] = _services_memory(setup)
+                if again:
+                    stop_services(prepared)
+                    coordinator = threaded_dequeue(Path(prepared.env["DAGSTER_HOME"]), workers=accounts)
+                    setup = start_services(prepared, server)
+                    threaded = submit_and_wait(setup, again, day, timeout_seconds=phase_timeout)
+                    figures["many_accounts_threaded_dequeue"] = {**threaded, "run_coordinator_config": coordinator}
+            figures["rate_limited"] = server.counters()["rate_limited"]
+        finally:
+            prepared.close()
+    return {
+        "configuration": {
+            "rate_limit": RATE_LIMIT,
+            "rate_window_seconds": WINDOW_SECONDS * time_scale,
+            "sync_latency_seconds": SYNC_LATENCY_SECONDS * time_scale,
+            "sync_workers": RATE_LIMIT,
+            "time_scale": time_scale,
+        },
+        **figures,
+        "wall_ratio": _ratio(figures, "many_accounts"),
+        "wall_ratio_threaded_dequeue": _ratio(figures, "many_accounts_threaded_dequeue"),
+    }
+
+
+def _ratio(figures: dict[str, Any], phase: str) -> float | None:
+    if phase not in figures or not figures["one_account"]["wall_seconds"]:
+        return None
+    return round(figures[phase]["wall_seconds"] / figures["one_account"]["wall_seconds"], 3)
+
+
+def _inherited_env() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if not key.startswith(setting_names.PREFIX)}
+
+
+def main() -> None:
+    """Parse options, run benchmark 2, print the figures as JSON."""
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_queue", description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=16, help="accounts synced at once")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="factor on the window and sync latency")
+    parser.add_argument("--postgres-url", help="admin URL of a PostgreSQL server (default: embedded)")
+    parser.add_argument("--no-threaded-variant", action="store_true", help="skip the threaded-dequeue phase")
+    args = parser.parse_args()
+    figures = run(
+        accounts=args.accounts,
+        time_scale=args.time_scale,
+        postgres_url=args.postgres_url,
+        threaded_variant=not args.no_threaded_variant,
+    )
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
