@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import dagster as dg
 import psycopg
@@ -204,6 +205,12 @@ def cli(*args: str, env: Mapping[str, str], timeout: float = SUBPROCESS_TIMEOUT_
         [sys.executable, "-m", "campaign_pipeline.cli", *args],
         env=dict(env), capture_output=True, text=True, timeout=timeout, check=False, cwd=REPO_ROOT,
     )
+
+
+def postgres_logs(admin_url: str) -> list[Path]:
+    """Return the server log of the test PostgreSQL when it is a local data directory (the embedded server)."""
+    socket_dirs = parse_qs(urlsplit(admin_url).query).get("host", [])
+    return [path for path in (Path(d) / "log" for d in socket_dirs) if path.is_file()]
 
 
 def fault_counts(log: Iterable[Mapping[str, Any]]) -> Counter[str]:
