@@ -66,13 +66,9 @@ class PreparedEnvironment:
     children: list[subprocess.Popen] = field(default_factory=list)
 
     def close(self) -> None:
+        """Stop every child process, the simulator last."""
         for process in [*self.children, self.simulator]:
-            if process is not None and process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            _stop(process)
 
 
 def prepare(environ: dict[str, str] | None = None, *, api: bool = True) -> PreparedEnvironment:
