@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -194,10 +195,13 @@ def _print_summary(runs: list[_AccountRun], day: date) -> int:
     for run in runs:
         summary = json.loads(run.summary_file.read_text()) if run.summary_file.exists() else {}
         ok = run.process is not None and run.process.returncode == 0 and summary.get("success", False)
+        # A failed run has no figures: its summary holds null for them.
+        rows, requests, retries, limited = (
+            "-" if summary.get(key) is None else summary[key] for key in ("rows", "requests", "retries", "rate_limited")
+        )
         print(
-            f"  {run.account_id:<20} {'ok' if ok else 'FAILED':<7} {summary.get('rows', '-'):>6} "
-            f"{summary.get('requests', '-'):>9} {summary.get('retries', '-'):>8} {summary.get('rate_limited', '-'):>5} "
-            f"{run.finished - run.started:>8.1f}"
+            f"  {run.account_id:<20} {'ok' if ok else 'FAILED':<7} {rows:>6} "
+            f"{requests:>9} {retries:>8} {limited:>5} {run.finished - run.started:>8.1f}"
         )
         if not ok:
             failed.append(run)
@@ -256,7 +260,9 @@ def _failure_reason(error) -> str:
     # After its last retry, a step fails with "Exceeded max_retries of 2"; the cause says why.
     while error.cls_name == "RetryRequestedFromPolicy" and error.cause is not None:
         error = error.cause
-    return error.message.strip().splitlines()[0]
+    first_line = error.message.strip().splitlines()[0]
+    # Dagster starts the message with the exception's qualified class name; the sentence follows it.
+    return re.sub(rf"^[\w.]*\b{re.escape(error.cls_name)}: ", "", first_line)
 
 
 def _dev(args: argparse.Namespace) -> int:
