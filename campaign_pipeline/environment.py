@@ -22,12 +22,13 @@ import requests
 from campaign_pipeline import settings as names
 from campaign_pipeline.accounts import AccountConfigError, load_registry, parse_credentials
 from campaign_pipeline.database import DatabaseUrls, prepare_databases, sqlalchemy_psycopg2_url
-from campaign_pipeline.settings import Settings, SettingsError
+from campaign_pipeline.settings import Settings, SettingsError, redact_url
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 DEMO_DIR = PROJECT_DIR / "demo"
 DAGSTER_PG_URL = "CAMPAIGN_PIPELINE_DAGSTER_PG_URL"
 SIMULATOR_START_TIMEOUT_SECONDS = 30
+API_PROBE_TIMEOUT_SECONDS = 10
 
 # How the local simulator runs when no API URL is set, and the matching client
 # settings. "demo" compresses the platform's clock 30-fold (10 requests per 2 s
@@ -92,6 +93,8 @@ def prepare(environ: dict[str, str] | None = None, *, api: bool = True) -> Prepa
         settings = Settings.from_env(env)
         if api:
             check_accounts(settings, env)
+            if simulator is None:
+                check_api_reachable(env[names.API_URL])
         databases = prepare_databases(settings)
     except (SettingsError, AccountConfigError) as exc:
         _stop(simulator)
@@ -117,6 +120,23 @@ def check_accounts(settings: Settings, env: dict[str, str]) -> None:
             f"{names.CREDENTIALS} has no credentials for account(s) {', '.join(missing)} "
             f"of the registry {settings.accounts_file}."
         )
+
+
+def check_api_reachable(url: str) -> None:
+    """Raise :class:`SetupError` naming the setting unless the platform at ``url`` answers HTTP at all.
+
+    Any status counts as an answer (a platform without ``/health`` still
+    answers 404); only a refused, unresolvable or silent host is an error.
+    Without this, an unreachable platform surfaces minutes later, after every
+    partition has spent its retries.
+    """
+    try:
+        requests.get(f"{url.rstrip('/')}/health", timeout=API_PROBE_TIMEOUT_SECONDS, allow_redirects=False)
+    except requests.RequestException as exc:
+        raise SetupError(
+            f"Cannot reach the ad platform at {names.API_URL} ({redact_url(url)}): "
+            f"no HTTP answer within {API_PROBE_TIMEOUT_SECONDS} s ({type(exc).__name__})."
+        ) from None
 
 
 def start_simulator(args: tuple[str, ...], env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen, str]:
