@@ -10,10 +10,11 @@ import dagster as dg
 import pandas as pd
 
 from campaign_pipeline.accounts import AccountConfigError
-from campaign_pipeline.ad_platform.errors import AdPlatformError, is_retriable_error
+from campaign_pipeline.ad_platform.errors import AdPlatformError, AuthenticationError, is_retriable_error
 from campaign_pipeline.checks import CAMPAIGN_DAILY_METRICS_CHECKS, evaluate_partition_checks
 from campaign_pipeline.partitions import AccountDay, account_day_from_key
 from campaign_pipeline.resources import AdPlatformResource, WarehouseResource
+from campaign_pipeline.settings import CREDENTIALS
 from campaign_pipeline.warehouse.frame import FrameValidationError, campaigns_to_frame, validate_frame
 
 PREVIEW_ROWS = 5
@@ -196,6 +197,9 @@ def _fatal_errors_fail_without_retry(account_day: AccountDay) -> Iterator[None]:
         raise
     except (AccountConfigError, FrameValidationError) as exc:
         raise dg.Failure(description=f"{account_day}: {exc}", allow_retries=False) from exc
+    except AuthenticationError as exc:
+        description = f"{account_day}: {exc.detail.rstrip('.')}; check the account's login in {CREDENTIALS}."
+        raise dg.Failure(description=description, allow_retries=False) from exc
     except AdPlatformError as exc:
         if is_retriable_error(exc):
             raise
