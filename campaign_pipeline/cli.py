@@ -113,15 +113,17 @@ class _AccountRun:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from campaign_pipeline import environment
+
+    day = args.date or (datetime.now(UTC).date() - timedelta(days=1))
+    # Before importing Dagster and pandas: a bad setting is reported in half a second, not three.
+    prepared = environment.prepare()
     from dagster import DagsterInstance
 
-    from campaign_pipeline import environment
     from campaign_pipeline.accounts import load_registry
     from campaign_pipeline.partitions import ACCOUNT_DIMENSION
     from campaign_pipeline.warehouse.writer import Warehouse
 
-    day = args.date or (datetime.now(UTC).date() - timedelta(days=1))
-    prepared = environment.prepare()
     try:
         registry = [account for account in load_registry(prepared.settings.accounts_file) if account.enabled]
         account_ids = _select_accounts([account.id for account in registry], args.accounts)
