@@ -17,6 +17,7 @@ failed and the others still run. Exit status 0 when every benchmark ran.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import subprocess
@@ -40,6 +41,7 @@ from bench.results import all_verdicts, notes_for, render, summary_lines
 
 DEFAULT_OUTPUT = REPO_ROOT / "bench" / "RESULTS.md"
 QUICK_OUTPUT = BENCH_STATE_DIR / "RESULTS-quick.md"
+CHECKPOINT = BENCH_STATE_DIR / "last-results.json"
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,8 @@ def run_suite(plan: Plan, selected: list[str], postgres_url: str | None) -> tupl
                 results[name] = {"error": f"{type(exc).__name__}: {exc}"}
             durations[name] = round(time.monotonic() - began, 1)
             print(f"[bench] {name}: {durations[name]:.0f} s", flush=True)
+            CHECKPOINT.parent.mkdir(parents=True, exist_ok=True)
+            CHECKPOINT.write_text(json.dumps(results, indent=1, default=str))
         about = machine(admin_url)
     commit, dirty = git_state()
     context = {

@@ -42,9 +42,11 @@ from bench.harness import (
     bench_server,
     descendants,
     elapsed,
+    max_connections,
     patched_environ,
     run_timeline,
     state_dir,
+    stop_processes,
     wait_until,
 )
 from campaign_pipeline import environment
@@ -69,6 +71,7 @@ class QueueSetup:
     server: MockApiServer
     instance: dg.DagsterInstance
     code_server_pid: int
+    admin_url: str
 
 
 def generated_accounts(count: int, first: int = 1) -> list[str]:
@@ -112,7 +115,7 @@ def submit_and_wait(setup: QueueSetup, account_ids: list[str], day: date, *, tim
     """Backfill one account-day per account; wait for every run to end; return the phase's figures."""
     keys = [str(AccountDay(account_id, day)) for account_id in account_ids]
     workspace = Path(setup.prepared.env["DAGSTER_HOME"]) / "workspace.yaml"
-    sampler = RssSampler(lambda: descendants(setup.code_server_pid))
+    sampler = RssSampler(lambda: descendants(setup.code_server_pid), connections_url=setup.admin_url)
     with sampler:
         submitted = time.time()
         output = launch_backfill(CAMPAIGN_SYNC_JOB, keys, workspace, setup.prepared.env)
@@ -129,7 +132,8 @@ def submit_and_wait(setup: QueueSetup, account_ids: list[str], day: date, *, tim
         wait_until(all_ended, timeout_seconds=timeout_seconds)
     runs = setup.instance.get_runs(filters=runs_filter)
     timelines = [run_timeline(setup.instance, run.run_id) for run in runs]
-    first_requests = _first_requests(setup.server, account_ids)
+    records = _requests_of(setup.server, account_ids)
+    first_requests = _first_requests(records)
     per_run = [_run_figures(run, timeline, first_requests, submitted) for run, timeline in zip(runs, timelines)]
     ended = max(timeline["ended"] or 0.0 for timeline in timelines)
     worker_peaks = sorted(sampler.peak_by_pid.values())
@@ -148,16 +152,21 @@ def submit_and_wait(setup: QueueSetup, account_ids: list[str], day: date, *, tim
         "peak_rss_per_worker_bytes": worker_peaks[-1] if worker_peaks else None,
         "median_peak_rss_per_worker_bytes": int(statistics.median(worker_peaks)) if worker_peaks else None,
         "peak_rss_all_workers_bytes": sampler.peak_total,
+        "peak_postgres_connections": sampler.peak_connections,
+        "requests": len(records),
+        "rate_limited": sum(1 for record in records if record["status"] == 429),
     }
 
 
-def _first_requests(server: MockApiServer, account_ids: list[str]) -> dict[str, float]:
-    first: dict[str, float] = {}
+def _requests_of(server: MockApiServer, account_ids: list[str]) -> list[dict[str, Any]]:
     wanted = set(account_ids)
-    for record in server.requests():
-        account = record.get("account")
-        if account in wanted and account not in first:
-            first[account] = record["arrived_at"]
+    return [record for record in server.requests() if record.get("account") in wanted]
+
+
+def _first_requests(records: list[dict[str, Any]]) -> dict[str, float]:
+    first: dict[str, float] = {}
+    for record in records:
+        first.setdefault(record["account"], record["arrived_at"])
     return first
 
 
@@ -199,15 +208,21 @@ def threaded_dequeue(dagster_home: Path, workers: int) -> dict[str, Any]:
     return coordinator_config
 
 
-def start_services(prepared: environment.PreparedEnvironment, server: MockApiServer) -> QueueSetup:
+def start_services(prepared: environment.PreparedEnvironment, server: MockApiServer, admin_url: str) -> QueueSetup:
     """Start the code server, daemon and webserver; return what the phases need."""
     environment.start_dagster_services(prepared, ui_port=free_port(), code_port=free_port())
-    return QueueSetup(prepared, server, dg.DagsterInstance.get(), prepared.children[0].pid)
+    return QueueSetup(prepared, server, dg.DagsterInstance.get(), prepared.children[0].pid, admin_url)
 
 
 def stop_services(prepared: environment.PreparedEnvironment) -> None:
-    """Stop the code server, daemon and webserver (the simulator is not theirs)."""
+    """Stop the code server, daemon and webserver, and every process they started (run workers included).
+
+    The code server's gRPC process outlives ``dagster code-server start`` while
+    runs execute, and run workers outlive both: they are stopped by process id.
+    """
+    spawned = [process for child in prepared.children for process in descendants(child.pid)]
     prepared.close()
+    stop_processes(spawned)
     prepared.children.clear()
 
 
@@ -249,12 +264,13 @@ def run(
             log_path=home / "simulator.log",
         ) as server,
     ):
+        server_max_connections = max_connections(admin_url)
         env = pipeline_env(home, databases, server, everyone, time_scale=time_scale, day=day)
         prepared = environment.prepare({**_inherited_env(), **env})
         dagster_vars = {key: prepared.env[key] for key in ("DAGSTER_HOME", environment.DAGSTER_PG_URL)}
         try:
             with patched_environ(dagster_vars):
-                setup = start_services(prepared, server)
+                setup = start_services(prepared, server, admin_url)
                 setup.instance.add_dynamic_partitions(ACCOUNT_DIMENSION, everyone)
                 figures["one_account"] = submit_and_wait(setup, single, day, timeout_seconds=phase_timeout)
                 figures["many_accounts"] = submit_and_wait(setup, many, day, timeout_seconds=phase_timeout)
@@ -262,12 +278,12 @@ def run(
                 if again:
                     stop_services(prepared)
                     coordinator = threaded_dequeue(Path(prepared.env["DAGSTER_HOME"]), workers=accounts)
-                    setup = start_services(prepared, server)
+                    setup = start_services(prepared, server, admin_url)
                     threaded = submit_and_wait(setup, again, day, timeout_seconds=phase_timeout)
                     figures["many_accounts_threaded_dequeue"] = {**threaded, "run_coordinator_config": coordinator}
             figures["rate_limited"] = server.counters()["rate_limited"]
         finally:
-            prepared.close()
+            stop_services(prepared)
     return {
         "configuration": {
             "rate_limit": RATE_LIMIT,
@@ -277,6 +293,7 @@ def run(
             "time_scale": time_scale,
         },
         **figures,
+        "postgres_max_connections": server_max_connections,
         "wall_ratio": _ratio(figures, "many_accounts"),
         "wall_ratio_threaded_dequeue": _ratio(figures, "many_accounts_threaded_dequeue"),
     }
