@@ -19,6 +19,7 @@ server (the run workers) is sampled four times a second.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -59,6 +60,10 @@ from mock_api.testing import MockApiServer
 
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 BACKFILL_ID = re.compile(r"Launched backfill job `([^`]+)`")
+# `dagster code-server start` serves from a `dagster api grpc` child, which spawns each run worker
+# with multiprocessing's spawn method.
+GRPC_SERVER_MARK = "dagster api grpc"
+RUN_WORKER_MARK = "multiprocessing.spawn"
 # A schedule that never ticks while the benchmark runs (1 January, 00:00 UTC).
 QUIET_CRON = "0 0 1 1 *"
 
@@ -72,6 +77,18 @@ class QueueSetup:
     instance: dg.DagsterInstance
     code_server_pid: int
     admin_url: str
+
+
+def run_processes(code_server_pid: int) -> list[psutil.Process]:
+    """The run workers under the code server and their helpers (log tails), not the gRPC server itself."""
+    return [process for process in descendants(code_server_pid) if not _is_grpc_server(process)]
+
+
+def _is_grpc_server(process: psutil.Process) -> bool:
+    try:
+        return GRPC_SERVER_MARK in " ".join(process.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
 
 
 def generated_accounts(count: int, first: int = 1) -> list[str]:
@@ -115,7 +132,7 @@ def submit_and_wait(setup: QueueSetup, account_ids: list[str], day: date, *, tim
     """Backfill one account-day per account; wait for every run to end; return the phase's figures."""
     keys = [str(AccountDay(account_id, day)) for account_id in account_ids]
     workspace = Path(setup.prepared.env["DAGSTER_HOME"]) / "workspace.yaml"
-    sampler = RssSampler(lambda: descendants(setup.code_server_pid), connections_url=setup.admin_url)
+    sampler = RssSampler(lambda: run_processes(setup.code_server_pid), connections_url=setup.admin_url)
     with sampler:
         submitted = time.time()
         output = launch_backfill(CAMPAIGN_SYNC_JOB, keys, workspace, setup.prepared.env)
@@ -136,7 +153,9 @@ def submit_and_wait(setup: QueueSetup, account_ids: list[str], day: date, *, tim
     first_requests = _first_requests(records)
     per_run = [_run_figures(run, timeline, first_requests, submitted) for run, timeline in zip(runs, timelines)]
     ended = max(timeline["ended"] or 0.0 for timeline in timelines)
-    worker_peaks = sorted(sampler.peak_by_pid.values())
+    worker_peaks = sorted(
+        peak for pid, peak in sampler.peak_by_pid.items() if RUN_WORKER_MARK in sampler.command_by_pid.get(pid, "")
+    )
     return {
         "accounts": len(account_ids),
         "succeeded": sum(1 for timeline in timelines if timeline["status"] == "SUCCESS"),
@@ -188,13 +207,15 @@ def _run_figures(run: Any, timeline: dict[str, Any], first_requests: dict[str, f
 
 
 def _services_memory(setup: QueueSetup) -> dict[str, int]:
+    """Resident memory of the long-running services; the code server counts its gRPC child."""
     memory = {}
     for child in setup.prepared.children:
         name = "dagster code-server" if "code-server" in child.args else Path(child.args[0]).name
-        try:
-            memory[name] = psutil.Process(child.pid).memory_info().rss
-        except psutil.NoSuchProcess:
-            continue
+        processes = [psutil.Process(child.pid)] if psutil.pid_exists(child.pid) else []
+        if name == "dagster code-server":
+            processes += [process for process in descendants(child.pid) if _is_grpc_server(process)]
+        with contextlib.suppress(psutil.NoSuchProcess):
+            memory[name] = sum(process.memory_info().rss for process in processes)
     return memory
 
 

@@ -208,6 +208,7 @@ class RssSampler:
         interval_seconds: Time between samples.
         connections_url: libpq URL of the server whose connections are counted.
         peak_by_pid: Highest resident set seen per process, in bytes.
+        command_by_pid: Command line of each process measured.
         peak_total: Highest sum over the processes alive at one sample, in bytes.
         peak_connections: Most client connections seen at one sample.
     """
@@ -216,6 +217,7 @@ class RssSampler:
     interval_seconds: float = 0.25
     connections_url: str | None = None
     peak_by_pid: dict[int, int] = field(default_factory=dict)
+    command_by_pid: dict[int, str] = field(default_factory=dict)
     peak_total: int = 0
     peak_connections: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -237,6 +239,8 @@ class RssSampler:
         for process in self.select():
             try:
                 rss = process.memory_info().rss
+                if process.pid not in self.command_by_pid:
+                    self.command_by_pid[process.pid] = " ".join(process.cmdline())
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
             self.peak_by_pid[process.pid] = max(self.peak_by_pid.get(process.pid, 0), rss)

@@ -334,10 +334,10 @@ def many_accounts_section(figures: dict[str, Any]) -> list[str]:
         "Runs submitted with `dagster job backfill` (one run per account-day); wall from the submission to the "
         "last run's end. Per-run medians: queued = created to STARTING; start-up = STARTING to RUN_START (the "
         "code server spawns a fresh interpreter that imports the code); asset = first request to the load's "
-        "materialization. Memory: resident set of every process under the code server (run workers), sampled "
-        "every 0.25 s, as are the server's client connections. The bench's embedded PostgreSQL admits "
-        f"{figures['postgres_max_connections']} connections; with PostgreSQL's default 100 the sixteen-run phase "
-        "fails with 'too many clients' (see the notes).",
+        "materialization. Memory: resident set of each run worker (the process the code server spawns per run; "
+        "all runs: the sum over run workers and their log tails alive at once), sampled every 0.25 s, as are "
+        "the server's client connections (the bench's embedded PostgreSQL admits "
+        f"{figures['postgres_max_connections']}).",
         "",
     ]
     rows = []
