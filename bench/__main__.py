@@ -157,6 +157,7 @@ def run_suite(plan: Plan, selected: list[str], postgres_url: str | None) -> tupl
     """Run the selected benchmarks; return their figures and the run's context."""
     results: dict[str, Any] = {}
     load_before: dict[str, float] = {}
+    load_after: dict[str, float] = {}
     durations: dict[str, float] = {}
     started = time.monotonic()
     with bench_server(postgres_url) as admin_url:
@@ -170,6 +171,7 @@ def run_suite(plan: Plan, selected: list[str], postgres_url: str | None) -> tupl
                 traceback.print_exc()
                 results[name] = {"error": f"{type(exc).__name__}: {exc}"}
             durations[name] = round(time.monotonic() - began, 1)
+            load_after[name] = os.getloadavg()[0]
             print(f"[bench] {name}: {durations[name]:.0f} s", flush=True)
             CHECKPOINT.parent.mkdir(parents=True, exist_ok=True)
             CHECKPOINT.write_text(json.dumps(results, indent=1, default=str))
@@ -183,6 +185,7 @@ def run_suite(plan: Plan, selected: list[str], postgres_url: str | None) -> tupl
         "mode": f"{plan.name} (time scale {plan.time_scale:g})",
         "machine": about,
         "load_before": load_before,
+        "load_after": load_after,
         "durations_seconds": durations,
         "duration_minutes": (time.monotonic() - started) / 60,
     }

@@ -508,11 +508,17 @@ def render(results: dict[str, Any], context: dict[str, Any], notes: list[str]) -
         "",
         f"Machine: {machine['cores']} cores ({machine['cpu']}), {machine['memory_gb']:.1f} GB memory, "
         f"{machine['os']}; Python {machine['python']}, PostgreSQL {machine['postgresql']}, Dagster "
-        f"{machine['dagster']}, pandas {machine['pandas']}. Load average (1 min) before each benchmark: "
-        + ", ".join(f"{name} {load:.2f}" for name, load in context["load_before"].items())
-        + "; other processes were "
-        + ("running beside the benchmarks (load above 1 before some), so absolute times are noisy; the figures are "
-           "ratios measured in the same run." if max(context["load_before"].values(), default=0) > 1 else "quiet.")
+        f"{machine['dagster']}, pandas {machine['pandas']}. Load average (1 min) before and after each benchmark: "
+        + ", ".join(
+            f"{name} {load:.1f}/{context['load_after'].get(name, float('nan')):.1f}"
+            for name, load in context["load_before"].items()
+        )
+        + (
+            "; other processes (tests of the project) ran beside the benchmarks, so absolute times are noisy and "
+            "the figures are ratios measured in the same run."
+            if max(context["load_before"].values(), default=0) > 1
+            else "."
+        )
         + " Reproduce with `make bench` (`.venv/bin/python -m bench`); `--quick` for a smoke run.",
         "",
         "## Summary",
