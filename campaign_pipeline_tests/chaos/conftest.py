@@ -2,8 +2,8 @@
 
 ``make chaos`` (``pytest -m slow``) runs the whole suite: the slow tests and,
 marked slow here for that run, the quick slice that ``make test`` runs on its
-own. When that run passes, its figures go to ``docs/RESILIENCE.md``; every run
-leaves them in ``.campaign_pipeline/chaos/figures.json``.
+own. When that run covers every test of the suite and all pass, its figures go to
+``docs/RESILIENCE.md``; every run leaves them in ``.campaign_pipeline/chaos/figures.json``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from campaign_pipeline_tests.chaos.support import REPO_ROOT, Figures
 
 CHAOS_DIR = Path(__file__).resolve().parent
 FIGURES = Figures()
-_RUN = {"started": time.monotonic(), "long_form": False, "passed": 0, "failed": 0}
+_RUN = {"started": time.monotonic(), "long_form": False, "selected": 0, "passed": 0, "failed": 0}
 
 
 @pytest.fixture(scope="session")
@@ -39,17 +39,22 @@ def _count_test(request: pytest.FixtureRequest) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``-m slow`` (``make chaos``), run the quick slice too: the long form is the whole suite."""
+    chaos_items = [item for item in items if CHAOS_DIR in Path(str(item.fspath)).resolve().parents]
+    _RUN["selected"] = len(chaos_items)
+    modules = {Path(str(item.fspath)).name for item in chaos_items}
+    whole_suite = modules == {path.name for path in CHAOS_DIR.glob("test_*.py")} and not config.option.keyword
     if (config.option.markexpr or "").strip() != "slow":
         return
-    for item in items:
-        if CHAOS_DIR in Path(str(item.fspath)).resolve().parents:
-            item.add_marker(pytest.mark.slow)
-            _RUN["long_form"] = True
+    for item in chaos_items:
+        item.add_marker(pytest.mark.slow)
+    _RUN["long_form"] = whole_suite
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when == "call" or report.outcome == "failed":
-        _RUN["passed" if report.outcome == "passed" else "failed"] += report.outcome != "skipped"
+    if report.outcome == "failed":
+        _RUN["failed"] += 1
+    elif report.when == "call" and report.outcome == "passed":
+        _RUN["passed"] += 1
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -67,7 +72,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     out = REPO_ROOT / ".campaign_pipeline" / "chaos" / "figures.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "figures": FIGURES.as_json()}, indent=2, sort_keys=True))
-    if _RUN["long_form"] and exitstatus == 0 and _RUN["failed"] == 0:
+    if _RUN["long_form"] and exitstatus == 0 and _RUN["failed"] == 0 and _RUN["passed"] == _RUN["selected"]:
         (REPO_ROOT / "docs").mkdir(exist_ok=True)
         (REPO_ROOT / "docs" / "RESILIENCE.md").write_text(report.render(FIGURES.as_json(), meta))
 
