@@ -76,7 +76,9 @@ class ScriptedResponse(BaseModel):
     page: int | None = Field(default=None, ge=1, description="Only this page; any when absent.")
     times: int | None = Field(default=None, ge=1, description="Requests the rule catches; unlimited when absent.")
     status: int = Field(default=200, ge=200, le=599, description="Status of non_json, html and error_body.")
-    field: str | None = Field(default=None, description="Field of missing_field, wrong_type, negative_metric, oversized_string.")
+    field: str | None = Field(
+        default=None, description="Field of missing_field, wrong_type, negative_metric, oversized_string."
+    )
     index: int = Field(default=0, ge=0, description="Campaign of the page (0-based) that the change hits.")
     total: int | None = Field(default=None, ge=0, description="Total stated by total_mismatch.")
     length: int = Field(default=1_000_000, ge=1, le=50_000_000, description="Characters of oversized_string.")

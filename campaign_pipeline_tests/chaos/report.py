@@ -35,7 +35,7 @@ the real PostgreSQL and real Dagster runs; none is typed in by hand.
 | figure | value |
 |---|---|
 | faults injected | {sum(faults.values()):,} |
-| account-days synced and compared with the ground truth | {figures["account_days_synced"]} ({figures["rows_expected"]:,} rows) |
+| account-days synced, compared with the ground truth | {figures["account_days_synced"]} ({figures["rows_expected"]:,} rows) |
 | crashes survived (run worker killed with SIGKILL) | {figures["crashes_survived"]} |
 | bad platform answers tried (each named in the error, nothing written) | {figures["bad_inputs_tried"]} |
 | bad configurations tried (one sentence naming the setting) | {figures["bad_configurations_tried"]} |

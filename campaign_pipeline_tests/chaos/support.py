@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -200,11 +201,22 @@ def clean_env(home: Path, **overrides: str) -> dict[str, str]:
 
 
 def cli(*args: str, env: Mapping[str, str], timeout: float = SUBPROCESS_TIMEOUT_SECONDS) -> subprocess.CompletedProcess:
-    """Run ``campaign-pipeline ARGS`` as a user would, and return what it printed."""
-    return subprocess.run(
-        [sys.executable, "-m", "campaign_pipeline.cli", *args],
-        env=dict(env), capture_output=True, text=True, timeout=timeout, check=False, cwd=REPO_ROOT,
-    )
+    """Run ``campaign-pipeline ARGS`` as a user would, and return what it printed.
+
+    On timeout the whole process group is killed: ``run`` starts a worker per account.
+    """
+    command = [sys.executable, "-m", "campaign_pipeline.cli", *args]
+    with subprocess.Popen(
+        command, env=dict(env), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def postgres_logs(admin_url: str) -> list[Path]:

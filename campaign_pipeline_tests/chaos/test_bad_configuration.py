@@ -117,12 +117,14 @@ CASES: dict[str, tuple[Callable[[dict[str, str], str], dict[str, str]], list[str
     "an unknown simulator profile": (
         lambda dbs, api_url: {"CAMPAIGN_PIPELINE_API_URL": "", "CAMPAIGN_PIPELINE_SIMULATOR_PROFILE": "wild"},
         ["run"],
-        "campaign-pipeline: CAMPAIGN_PIPELINE_SIMULATOR_PROFILE must be one of demo, fast, original, chaos, not 'wild'.",
+        "campaign-pipeline: CAMPAIGN_PIPELINE_SIMULATOR_PROFILE must be one of demo, fast, original, chaos, "
+        "not 'wild'.",
     ),
     "a code-server port already in use": (
         lambda dbs, api_url: {},
         ["dev", "--code-server-port", "{busy}"],
-        "campaign-pipeline: Port {busy} (--code-server-port) is already in use; choose another with --code-server-port.",
+        "campaign-pipeline: Port {busy} (--code-server-port) is already in use; "
+        "choose another with --code-server-port.",
     ),
 }
 
@@ -165,6 +167,8 @@ def test_a_wrong_password_fails_that_account_naming_the_setting(
         CAMPAIGN_PIPELINE_API_URL=api.url,
         CAMPAIGN_PIPELINE_CREDENTIALS=json.dumps(credentials),
         CAMPAIGN_PIPELINE_ACCOUNTS_FILE=REGISTRY,
+        CAMPAIGN_PIPELINE_RATE_LIMIT="100000",
+        CAMPAIGN_PIPELINE_RATE_WINDOW_SECONDS="1",
         **databases,
     )
 

@@ -75,12 +75,14 @@ def instance() -> Iterator[dg.DagsterInstance]:
 
 @pytest.fixture
 def run(api: MockApiServer, warehouse_url: str, instance: dg.DagsterInstance, tmp_path: Path, figures: Figures):
-    """Script ``rules``, run the account-day through Dagster, and check that nothing of it was written."""
+    """Script ``rules`` and run the account-day through Dagster; count the bad answers served."""
 
-    def run_with(rules: list[dict[str, Any]], account_id: str = ACCOUNT, **client_fields: Any) -> dg.ExecuteInProcessResult:
+    def run_with(
+        rules: list[dict[str, Any]], account_id: str = ACCOUNT, **client_fields: Any
+    ) -> dg.ExecuteInProcessResult:
         api.set_responses(rules)
-        fields = {"page_size": PAGE_SIZE, **client_fields}
-        result = materialize(instance, resources(api.url, warehouse_url, tmp_path / "frames", **fields), account_id, DAY)
+        run_resources = resources(api.url, warehouse_url, tmp_path / "frames", page_size=PAGE_SIZE, **client_fields)
+        result = materialize(instance, run_resources, account_id, DAY)
         figures.bad_inputs_tried += 1
         figures.add_faults({f"bad answer: {rule['kind']}": rule_caught for rule, rule_caught in _caught(api)})
         return result

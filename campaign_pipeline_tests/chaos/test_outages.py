@@ -15,6 +15,8 @@ the failed account-day resumes from its checkpoints.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import threading
 import sys
@@ -102,7 +104,8 @@ def test_postgres_stopped_mid_run_and_started_again_ends_exact_after_a_rerun(
         selection = [arg for account_id in accounts for arg in ("--account", account_id)]
         command = [sys.executable, "-m", "campaign_pipeline.cli", "run", "--date", DAY.isoformat(), *selection]
         run = subprocess.Popen(
-            command, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            command, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,
         )
         try:
             deadline = time.monotonic() + 120
@@ -116,7 +119,7 @@ def test_postgres_stopped_mid_run_and_started_again_ends_exact_after_a_rerun(
             stdout, stderr = run.communicate(timeout=600)
         finally:
             if run.poll() is None:
-                run.kill()
+                os.killpg(run.pid, signal.SIGKILL)
                 run.communicate()
         first = (run.returncode, stdout, stderr)
 
