@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 WAREHOUSE_DB = "campaign_warehouse"
 DAGSTER_DB = "dagster"
+# PostgreSQL's default of 100 is too few: with 16 runs at once the daemon, the
+# runs' Dagster storage, warehouse pools and rate limiters held 130 (bench/RESULTS.md).
+EMBEDDED_MAX_CONNECTIONS = 300
 
 
 class DatabaseSetupError(RuntimeError):
@@ -80,13 +83,31 @@ def start_embedded_server(data_dir: Path) -> str:
             if not is_embedded_server_running(data_dir):
                 # get_server() caches handles per process; one stopped earlier needs a start.
                 server.start()
+        url = server.get_uri("postgres")
+        if _raise_max_connections(url):
+            with _c_locale():
+                server.stop()
+                server.start()
+            url = server.get_uri("postgres")
     except Exception as exc:
         log_file = data_dir / "log"
         raise DatabaseSetupError(
             f"The embedded PostgreSQL server in {data_dir} did not start ({type(exc).__name__}); "
             f"its log is {log_file}."
         ) from exc
-    return server.get_uri("postgres")
+    return url
+
+
+def _raise_max_connections(url: str) -> bool:
+    """Set max_connections for the next start if it is below ours; return whether a restart is due."""
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        current = int(conn.execute("SHOW max_connections").fetchone()[0])
+        if current >= EMBEDDED_MAX_CONNECTIONS:
+            return False
+        conn.execute(
+            sql.SQL("ALTER SYSTEM SET max_connections = {}").format(sql.Literal(EMBEDDED_MAX_CONNECTIONS))
+        )
+    return True
 
 
 def stop_embedded_server(data_dir: Path) -> bool:

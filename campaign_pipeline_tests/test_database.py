@@ -14,6 +14,8 @@ def test_embedded_server_is_reused_then_restarted_after_stop(tmp_path):
 
     assert database.start_embedded_server(data_dir) == first_url
     assert _postmaster_start_time(first_url) == started_at
+    with psycopg.connect(first_url) as conn:
+        assert int(conn.execute("SHOW max_connections").fetchone()[0]) == database.EMBEDDED_MAX_CONNECTIONS
 
     assert database.stop_embedded_server(data_dir) is True
     assert database.stop_embedded_server(data_dir) is False
