@@ -32,7 +32,6 @@ from campaign_pipeline.environment import DAGSTER_PG_URL, prepare_dagster_home
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCH_DATA_DIR = REPO_ROOT / ".campaign_pipeline" / "bench-suite-pgdata"
 BENCH_STATE_DIR = REPO_ROOT / ".campaign_pipeline" / "bench"
-BENCH_MAX_CONNECTIONS = 400
 # Dagster's run events keep their old "PIPELINE_*" values; the timeline names them "run_*".
 RUN_MILESTONES = {
     f"PIPELINE_{name}": f"run_{name.lower()}"
@@ -51,22 +50,12 @@ class BenchDatabases:
 
 @contextlib.contextmanager
 def bench_server(postgres_url: str | None = None) -> Iterator[str]:
-    """Yield the admin URL of ``postgres_url``, or of the embedded bench server, stopped afterwards if started here.
-
-    The embedded bench server admits :data:`BENCH_MAX_CONNECTIONS` connections
-    (PostgreSQL's default is 100): sixteen concurrent runs need more (see
-    benchmark 2), and the benchmark measures speed, not that limit.
-    """
+    """Yield the admin URL of ``postgres_url``, or of the embedded bench server, stopped afterwards if started here."""
     if postgres_url:
         yield database.libpq_url(postgres_url)
         return
     was_running = database.is_embedded_server_running(BENCH_DATA_DIR)
     admin_url = database.start_embedded_server(BENCH_DATA_DIR)
-    if max_connections(admin_url) < BENCH_MAX_CONNECTIONS:
-        with psycopg.connect(admin_url, autocommit=True) as connection:
-            connection.execute(f"ALTER SYSTEM SET max_connections = {BENCH_MAX_CONNECTIONS}")
-        database.stop_embedded_server(BENCH_DATA_DIR)
-        admin_url = database.start_embedded_server(BENCH_DATA_DIR)
     try:
         yield admin_url
     finally:
