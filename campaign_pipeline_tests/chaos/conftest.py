@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ from campaign_pipeline_tests.chaos.support import REPO_ROOT, Figures
 
 CHAOS_DIR = Path(__file__).resolve().parent
 FIGURES = Figures()
-_RUN = {"started": time.monotonic(), "long_form": False, "selected": 0, "passed": 0, "failed": 0}
+_RUN: dict[str, Any] = {"started": time.monotonic(), "long_form": False, "selected": 0, "passed": 0, "failed": 0}
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +40,7 @@ def _count_test(request: pytest.FixtureRequest) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``-m slow`` (``make chaos``), run the quick slice too: the long form is the whole suite."""
+    _RUN["commit"] = _commit()
     chaos_items = [item for item in items if CHAOS_DIR in Path(str(item.fspath)).resolve().parents]
     _RUN["selected"] = len(chaos_items)
     modules = {Path(str(item.fspath)).name for item in chaos_items}
@@ -63,7 +65,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     meta = {
         "finished_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": _commit(),
+        "commit": _RUN.get("commit") or _commit(),
         "seconds": round(time.monotonic() - _RUN["started"]),
         "tests_passed": _RUN["passed"],
         "tests_failed": _RUN["failed"],
