@@ -52,7 +52,7 @@ class Plan:
     time_scale: float
     rate_scenarios: tuple[bench_dagster.RateScenario, ...]
     accounts: int
-    threaded_variant: bool
+    default_launcher_variant: bool
     campaigns: int
     sync_campaigns: int
     warehouse_rows: int
@@ -67,7 +67,7 @@ FULL = Plan(
     time_scale=1.0,
     rate_scenarios=bench_dagster.RATE_SCENARIOS,
     accounts=16,
-    threaded_variant=True,
+    default_launcher_variant=True,
     campaigns=100_000,
     sync_campaigns=10_000,
     warehouse_rows=1_000_000,
@@ -81,7 +81,7 @@ QUICK = Plan(
     time_scale=0.05,
     rate_scenarios=bench_dagster.RATE_SCENARIOS[:1],
     accounts=2,
-    threaded_variant=False,
+    default_launcher_variant=False,
     campaigns=2_000,
     sync_campaigns=0,
     warehouse_rows=20_000,
@@ -103,7 +103,7 @@ BENCHMARKS: dict[str, Callable[[Plan, str], dict]] = {
         time_scale=plan.time_scale, postgres_url=url, scenarios=plan.rate_scenarios
     ),
     "many_accounts": lambda plan, url: bench_queue.run(
-        accounts=plan.accounts, time_scale=plan.time_scale, postgres_url=url, threaded_variant=plan.threaded_variant
+        accounts=plan.accounts, time_scale=plan.time_scale, postgres_url=url, default_launcher_variant=plan.default_launcher_variant
     ),
     "huge": lambda plan, url: bench_huge.run(
         campaigns=plan.campaigns, sync_campaigns=plan.sync_campaigns, postgres_url=url

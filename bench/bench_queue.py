@@ -4,13 +4,17 @@ Run ``python -m bench.bench_queue [--time-scale 1] [--accounts 16]``. The
 real processes of ``campaign-pipeline dev`` run (a gRPC code server,
 ``dagster-daemon`` and ``dagster-webserver``, sharing only PostgreSQL, with
 the project's dagster.yaml: QueuedRunCoordinator, ``max_concurrent_runs: 16``,
-one run per account at a time) against a simulator with generated accounts
-``acct-0001``.., each with its own window of 60 requests. Runs are submitted
-with the project's ``dagster job backfill`` (:func:`campaign_pipeline.backfill.launch_backfill`),
-which puts one run per account-day on the queue; the daemon launches each as
-its own process. First one account-day, then N account-days of N other
-accounts at once; the wall time of each runs from the submission to the last
-run's end, and the figure is their ratio.
+one run per account at a time, launches from 16 threads, each run forked
+from the project's fork server: campaign_pipeline/run_launcher.py) against a simulator
+with generated accounts ``acct-0001``.., each with its own window of 60
+requests. Runs are submitted as the UI submits them: through the webserver's
+GraphQL API (``DagsterGraphQLClient.submit_job_execution``, one run per
+account-day with its partition's tags), which puts them on the queue; the
+daemon launches each as its own process. First one account-day, then N
+account-days of N other accounts at once; the wall time of each runs from the
+submission to the last run's end, and the figure is their ratio. A last phase
+repeats the N accounts with Dagster's default run launcher (the code server
+spawns a fresh interpreter per run), to show what the fork server buys.
 
 While runs execute, the resident memory of every process under the code
 server (the run workers) is sampled four times a second.
@@ -22,7 +26,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import socket
 import statistics
 import time
@@ -34,6 +37,7 @@ from typing import Any
 import dagster as dg
 import psutil
 import yaml
+from dagster_graphql import DagsterGraphQLClient
 
 from bench.bench_dagster import RATE_LIMIT, SYNC_LATENCY_SECONDS, WINDOW_SECONDS, bench_day
 from bench.harness import (
@@ -52,18 +56,22 @@ from bench.harness import (
 )
 from campaign_pipeline import environment
 from campaign_pipeline import settings as setting_names
-from campaign_pipeline.backfill import launch_backfill
 from campaign_pipeline.definitions import CAMPAIGN_SYNC_JOB
-from campaign_pipeline.partitions import ACCOUNT_DIMENSION, AccountDay
+from campaign_pipeline.partitions import ACCOUNT_DIMENSION, AccountDay, build_campaign_partitions
 from mock_api.accounts import demo_credentials
 from mock_api.testing import MockApiServer
 
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
-BACKFILL_ID = re.compile(r"Launched backfill job `([^`]+)`")
-# `dagster code-server start` serves from a `dagster api grpc` child, which spawns each run worker
-# with multiprocessing's spawn method.
+LOCATION_NAME = "campaign_pipeline"
+# The repository that a Definitions object forms.
+REPOSITORY_NAME = "__repository__"
+PHASE_TAG = "campaign_pipeline/bench_phase"
+# `dagster code-server start` serves from a `dagster api grpc` child. The project's run launcher
+# forks each run worker from a fork server under the daemon; Dagster's default launcher has the
+# gRPC server spawn them (multiprocessing's spawn method).
 GRPC_SERVER_MARK = "dagster api grpc"
-RUN_WORKER_MARK = "multiprocessing.spawn"
+FORK_SERVER_MARK = "multiprocessing.forkserver"
+SPAWNED_WORKER_MARK = "multiprocessing.spawn"
 # A schedule that never ticks while the benchmark runs (1 January, 00:00 UTC).
 QUIET_CRON = "0 0 1 1 *"
 
@@ -76,19 +84,40 @@ class QueueSetup:
     server: MockApiServer
     instance: dg.DagsterInstance
     code_server_pid: int
+    daemon_pid: int
     admin_url: str
+    ui_port: int
 
 
-def run_processes(code_server_pid: int) -> list[psutil.Process]:
-    """The run workers under the code server and their helpers (log tails), not the gRPC server itself."""
-    return [process for process in descendants(code_server_pid) if not _is_grpc_server(process)]
+def run_workers(setup: QueueSetup) -> list[psutil.Process]:
+    """The run workers: children of the daemon's fork server, or spawned by the code server."""
+    processes = descendants(setup.daemon_pid) + descendants(setup.code_server_pid)
+    fork_servers = {
+        process.pid for process in processes
+        if FORK_SERVER_MARK in _command(process) and _parent_pid(process) == setup.daemon_pid
+    }
+    return [
+        process for process in processes
+        if _parent_pid(process) in fork_servers or SPAWNED_WORKER_MARK in _command(process)
+    ]
+
+
+def _command(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return ""
+
+
+def _parent_pid(process: psutil.Process) -> int | None:
+    try:
+        return process.ppid()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
 
 
 def _is_grpc_server(process: psutil.Process) -> bool:
-    try:
-        return GRPC_SERVER_MARK in " ".join(process.cmdline())
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return False
+    return GRPC_SERVER_MARK in _command(process)
 
 
 def generated_accounts(count: int, first: int = 1) -> list[str]:
@@ -128,19 +157,28 @@ def pipeline_env(
     }
 
 
-def submit_and_wait(setup: QueueSetup, account_ids: list[str], day: date, *, timeout_seconds: float) -> dict[str, Any]:
-    """Backfill one account-day per account; wait for every run to end; return the phase's figures."""
+def submit_runs(setup: QueueSetup, account_ids: list[str], day: date, phase_id: str) -> None:
+    """Submit one run of the sync job per account-day through the webserver, as the UI does."""
+    partitions = build_campaign_partitions(day - timedelta(days=7))
+    client = DagsterGraphQLClient("127.0.0.1", port_number=setup.ui_port)
+    for account_id in account_ids:
+        tags = {**partitions.get_tags_for_partition_key(str(AccountDay(account_id, day))), PHASE_TAG: phase_id}
+        client.submit_job_execution(
+            CAMPAIGN_SYNC_JOB, repository_location_name=LOCATION_NAME, repository_name=REPOSITORY_NAME, tags=tags
+        )
+
+
+def submit_and_wait(
+    setup: QueueSetup, account_ids: list[str], day: date, *, phase_id: str, timeout_seconds: float
+) -> dict[str, Any]:
+    """Submit one run per account-day; wait for every run to end; return the phase's figures."""
     keys = [str(AccountDay(account_id, day)) for account_id in account_ids]
-    workspace = Path(setup.prepared.env["DAGSTER_HOME"]) / "workspace.yaml"
-    sampler = RssSampler(lambda: run_processes(setup.code_server_pid), connections_url=setup.admin_url)
+    sampler = RssSampler(lambda: run_workers(setup), connections_url=setup.admin_url)
     with sampler:
         submitted = time.time()
-        output = launch_backfill(CAMPAIGN_SYNC_JOB, keys, workspace, setup.prepared.env)
+        submit_runs(setup, account_ids, day, phase_id)
         launched = time.time()
-        match = BACKFILL_ID.search(output)
-        if match is None:
-            raise RuntimeError(f"dagster job backfill printed no backfill id: {output.strip()[-200:]}")
-        runs_filter = dg.RunsFilter(tags={"dagster/backfill": match.group(1)})
+        runs_filter = dg.RunsFilter(tags={PHASE_TAG: phase_id})
 
         def all_ended() -> bool:
             runs = setup.instance.get_runs(filters=runs_filter)
@@ -153,14 +191,12 @@ def submit_and_wait(setup: QueueSetup, account_ids: list[str], day: date, *, tim
     first_requests = _first_requests(records)
     per_run = [_run_figures(run, timeline, first_requests, submitted) for run, timeline in zip(runs, timelines)]
     ended = max(timeline["ended"] or 0.0 for timeline in timelines)
-    worker_peaks = sorted(
-        peak for pid, peak in sampler.peak_by_pid.items() if RUN_WORKER_MARK in sampler.command_by_pid.get(pid, "")
-    )
+    worker_peaks = sorted(sampler.peak_by_pid.values())
     return {
         "accounts": len(account_ids),
         "succeeded": sum(1 for timeline in timelines if timeline["status"] == "SUCCESS"),
         "wall_seconds": elapsed(submitted, ended),
-        "backfill_command_seconds": elapsed(submitted, launched),
+        "submit_seconds": elapsed(submitted, launched),
         "runs": per_run,
         "median": {
             key: round(statistics.median(row[key] for row in per_run if row[key] is not None), 3)
@@ -219,20 +255,21 @@ def _services_memory(setup: QueueSetup) -> dict[str, int]:
     return memory
 
 
-def threaded_dequeue(dagster_home: Path, workers: int) -> dict[str, Any]:
-    """Rewrite ``dagster_home``'s dagster.yaml so that the daemon launches up to ``workers`` runs at once."""
+def default_launcher(dagster_home: Path) -> str:
+    """Rewrite ``dagster_home``'s dagster.yaml to use Dagster's default run launcher; return the change."""
     path = dagster_home / "dagster.yaml"
     config = yaml.safe_load(path.read_text())
-    coordinator_config = {"dequeue_use_threads": True, "dequeue_num_workers": workers}
-    config["run_coordinator"]["config"] = {**config["run_coordinator"].get("config", {}), **coordinator_config}
+    config.pop("run_launcher", None)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return coordinator_config
+    return "run_launcher removed: DefaultRunLauncher (the code server spawns each run)"
 
 
 def start_services(prepared: environment.PreparedEnvironment, server: MockApiServer, admin_url: str) -> QueueSetup:
     """Start the code server, daemon and webserver; return what the phases need."""
-    environment.start_dagster_services(prepared, ui_port=free_port(), code_port=free_port())
-    return QueueSetup(prepared, server, dg.DagsterInstance.get(), prepared.children[0].pid, admin_url)
+    ui_port = free_port()
+    environment.start_dagster_services(prepared, ui_port=ui_port, code_port=free_port())
+    code_server, daemon = prepared.children[0], prepared.children[1]
+    return QueueSetup(prepared, server, dg.DagsterInstance.get(), code_server.pid, daemon.pid, admin_url, ui_port)
 
 
 def stop_services(prepared: environment.PreparedEnvironment) -> None:
@@ -253,7 +290,7 @@ def run(
     time_scale: float = 1.0,
     seed: int = 0,
     postgres_url: str | None = None,
-    threaded_variant: bool = True,
+    default_launcher_variant: bool = True,
 ) -> dict[str, Any]:
     """Benchmark 2: one account-day alone, then ``accounts`` account-days at once; return the figures.
 
@@ -262,12 +299,12 @@ def run(
         time_scale: Factor on the window and the sync latency (1.0: 60 requests per 60 s, 2 s syncs).
         seed: Simulator seed.
         postgres_url: Admin URL of a PostgreSQL server; the embedded bench server when None.
-        threaded_variant: Run the many-account phase again (other accounts) with the daemon
-            launching runs from several threads, a setting of dagster.yaml.
+        default_launcher_variant: Run the many-account phase again (other accounts) with the daemon
+            launched by Dagster's default run launcher instead of the project's fork server.
     """
     day = bench_day()
     single, many = generated_accounts(1), generated_accounts(accounts, first=2)
-    again = generated_accounts(accounts, first=accounts + 2) if threaded_variant else []
+    again = generated_accounts(accounts, first=accounts + 2) if default_launcher_variant else []
     everyone = [*single, *many, *again]
     phase_timeout = 20 * WINDOW_SECONDS * time_scale + 600
     figures: dict[str, Any] = {}
@@ -293,15 +330,21 @@ def run(
             with patched_environ(dagster_vars):
                 setup = start_services(prepared, server, admin_url)
                 setup.instance.add_dynamic_partitions(ACCOUNT_DIMENSION, everyone)
-                figures["one_account"] = submit_and_wait(setup, single, day, timeout_seconds=phase_timeout)
-                figures["many_accounts"] = submit_and_wait(setup, many, day, timeout_seconds=phase_timeout)
+                figures["one_account"] = submit_and_wait(
+                    setup, single, day, phase_id="one_account", timeout_seconds=phase_timeout
+                )
+                figures["many_accounts"] = submit_and_wait(
+                    setup, many, day, phase_id="many_accounts", timeout_seconds=phase_timeout
+                )
                 figures["services_rss_bytes"] = _services_memory(setup)
                 if again:
                     stop_services(prepared)
-                    coordinator = threaded_dequeue(Path(prepared.env["DAGSTER_HOME"]), workers=accounts)
+                    change = default_launcher(Path(prepared.env["DAGSTER_HOME"]))
                     setup = start_services(prepared, server, admin_url)
-                    threaded = submit_and_wait(setup, again, day, timeout_seconds=phase_timeout)
-                    figures["many_accounts_threaded_dequeue"] = {**threaded, "run_coordinator_config": coordinator}
+                    variant = submit_and_wait(
+                        setup, again, day, phase_id="many_accounts_default_launcher", timeout_seconds=phase_timeout
+                    )
+                    figures["many_accounts_default_launcher"] = {**variant, "instance_change": change}
             figures["rate_limited"] = server.counters()["rate_limited"]
         finally:
             stop_services(prepared)
@@ -316,7 +359,7 @@ def run(
         **figures,
         "postgres_max_connections": server_max_connections,
         "wall_ratio": _ratio(figures, "many_accounts"),
-        "wall_ratio_threaded_dequeue": _ratio(figures, "many_accounts_threaded_dequeue"),
+        "wall_ratio_default_launcher": _ratio(figures, "many_accounts_default_launcher"),
     }
 
 
@@ -336,13 +379,13 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=16, help="accounts synced at once")
     parser.add_argument("--time-scale", type=float, default=1.0, help="factor on the window and sync latency")
     parser.add_argument("--postgres-url", help="admin URL of a PostgreSQL server (default: embedded)")
-    parser.add_argument("--no-threaded-variant", action="store_true", help="skip the threaded-dequeue phase")
+    parser.add_argument("--no-default-launcher-variant", action="store_true", help="skip the default-launcher phase")
     args = parser.parse_args()
     figures = run(
         accounts=args.accounts,
         time_scale=args.time_scale,
         postgres_url=args.postgres_url,
-        threaded_variant=not args.no_threaded_variant,
+        default_launcher_variant=not args.no_default_launcher_variant,
     )
     print(json.dumps(figures, indent=2))
 

@@ -23,7 +23,7 @@ UPSERT_VS_COPY_AIM = 0.4
 UPSERT_VS_TO_SQL_AIM = 10.0
 WAREHOUSE_MEMORY_AIM_BYTES = 1.5 * 10**9
 DEFAULT_MAX_CONNECTIONS = 100
-MANY_PHASES = ("one_account", "many_accounts", "many_accounts_threaded_dequeue")
+MANY_PHASES = ("one_account", "many_accounts", "many_accounts_default_launcher")
 # The simulator must serve at least this many times the fastest request rate a pipeline figure drove.
 SIMULATOR_HEADROOM_AIM = 2.0
 
@@ -84,7 +84,7 @@ def many_accounts_verdicts(figures: dict[str, Any]) -> list[Verdict]:
     verdicts = []
     for phase, ratio_key, label in (
         ("many_accounts", "wall_ratio", "project dagster.yaml"),
-        ("many_accounts_threaded_dequeue", "wall_ratio_threaded_dequeue", "dequeue_use_threads: true"),
+        ("many_accounts_default_launcher", "wall_ratio_default_launcher", "Dagster's default run launcher"),
     ):
         if phase not in figures:
             continue
@@ -111,7 +111,7 @@ def many_accounts_verdicts(figures: dict[str, Any]) -> list[Verdict]:
     verdicts.append(
         Verdict(
             "2",
-            "429s received (1 account / N accounts / N threaded)",
+            "429s received (1 account / N accounts / N default launcher)",
             " / ".join(str(count) for count in phases_429.values()),
             "0",
             figures["rate_limited"] == 0,
@@ -204,7 +204,7 @@ def pipeline_request_rates(results: dict[str, Any]) -> dict[str, float]:
                 "wall_seconds"
             ]
     many = results.get("many_accounts", {})
-    for phase in ("many_accounts", "many_accounts_threaded_dequeue"):
+    for phase in ("many_accounts", "many_accounts_default_launcher"):
         if phase in many:
             window = many["configuration"]["rate_window_seconds"]
             rates[f"2: {phase.replace('_', ' ')}"] = many[phase]["accounts"] * many["configuration"]["rate_limit"] / window
@@ -332,11 +332,16 @@ def many_accounts_section(figures: dict[str, Any]) -> list[str]:
         "PostgreSQL storage, the project's dagster.yaml) against a simulator with generated accounts, each with its "
         f"own window of {config['rate_limit']} requests per {config['rate_window_seconds']:g} s, "
         f"{config['sync_latency_seconds']:g} s syncs, `CAMPAIGN_PIPELINE_SYNC_WORKERS={config['sync_workers']}`. "
-        "Runs submitted with `dagster job backfill` (one run per account-day); wall from the submission to the "
-        "last run's end. Per-run medians: queued = created to STARTING; start-up = STARTING to RUN_START (the "
-        "code server spawns a fresh interpreter that imports the code); asset = first request to the load's "
-        "materialization. Memory: resident set of each run worker (the process the code server spawns per run; "
-        "all runs: the sum over run workers and their log tails alive at once), sampled every 0.25 s, as are "
+        "Runs submitted as the UI submits them, through the webserver's GraphQL API (one run per account-day, "
+        "with its partition's tags); wall from the first submission to the last run's end. The project's "
+        "dagster.yaml has the daemon launch queued runs from 16 threads, each forked from the project's fork "
+        "server (`campaign_pipeline.run_launcher.ForkServerRunLauncher`); the last phase uses Dagster's default "
+        "run launcher (the code server spawns a fresh interpreter per run) for comparison. "
+        "Per-run medians: queued = created to STARTING; start-up = STARTING to RUN_START (the run's process "
+        "starts and imports what it needs); asset = first request to the load's materialization. Memory: "
+        "resident set of each run worker (all runs: the sum over the run workers alive at once; forked workers "
+        "share the fork server's preloaded pages, which each one's resident set counts again, so this sum "
+        "overstates their real total), sampled every 0.25 s, as are "
         "the server's client connections (its `max_connections`: "
         f"{figures['postgres_max_connections']}).",
         "",
@@ -347,13 +352,13 @@ def many_accounts_section(figures: dict[str, Any]) -> list[str]:
             continue
         data, median = figures[phase], figures[phase]["median"]
         label = {"one_account": "1 account", "many_accounts": f"{data['accounts']} accounts",
-                 "many_accounts_threaded_dequeue": f"{data['accounts']} accounts, dequeue_use_threads"}[phase]
+                 "many_accounts_default_launcher": f"{data['accounts']} accounts, default launcher"}[phase]
         rows.append(
             [
                 label,
                 f"{data['succeeded']}/{data['accounts']}",
                 seconds(data["wall_seconds"]),
-                seconds(data["backfill_command_seconds"]),
+                seconds(data["submit_seconds"]),
                 seconds(median.get("queued")),
                 seconds(median.get("starting_to_run_start")),
                 seconds(median.get("asset_wall")),
@@ -364,7 +369,7 @@ def many_accounts_section(figures: dict[str, Any]) -> list[str]:
             ]
         )
     lines += _table(
-        ["phase", "succeeded", "wall", "backfill command", "queued (median)", "start-up (median)",
+        ["phase", "succeeded", "wall", "submission", "queued (median)", "start-up (median)",
          "asset (median)", "load to run end (median)", "peak RSS per run", "peak RSS all runs",
          "peak PostgreSQL connections"],
         rows,
@@ -613,21 +618,12 @@ def _many_accounts_notes(figures: dict[str, Any]) -> list[str]:
     one, many = figures["one_account"], figures["many_accounts"]
     note = (
         f"- **{many['accounts']} accounts** ({figures['wall_ratio']:.2f}x): each account-day alone takes "
-        f"{seconds(one['median']['asset_wall'])} of syncing, but the daemon launches queued runs one at a time, and "
-        "each launch waits until the code server has spawned a fresh interpreter for the run and imported the code "
-        f"(median start-up {seconds(many['median'].get('starting_to_run_start'))} with {many['accounts']} runs "
-        f"starting on {os.cpu_count()} cores, {seconds(one['median'].get('starting_to_run_start'))} alone). The "
-        "last run therefore starts long after the first."
+        f"{seconds(one['median']['asset_wall'])} of syncing; every run is a fresh interpreter that the code server "
+        "spawns and that imports Dagster, its PostgreSQL storage and the code before its first step (median "
+        f"start-up {seconds(many['median'].get('starting_to_run_start'))} with {many['accounts']} runs starting on "
+        f"{os.cpu_count()} cores, {seconds(one['median'].get('starting_to_run_start'))} alone), so the last run "
+        "starts that much CPU later than the first."
     )
-    threaded = figures.get("many_accounts_threaded_dequeue")
-    if threaded:
-        coordinator = threaded["run_coordinator_config"]
-        note += (
-            f" With `run_coordinator.config: {json.dumps(coordinator)}` in dagster.yaml the daemon launches them "
-            f"side by side: {figures['wall_ratio_threaded_dequeue']:.2f}x "
-            f"({'within' if figures['wall_ratio_threaded_dequeue'] <= MANY_ACCOUNTS_AIM else 'still above'} the aim); "
-            "what remains is the CPU of starting that many interpreters at once."
-        )
     return [note, *_connection_note(figures), *_rate_limited_note(figures)]
 
 
