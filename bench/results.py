@@ -584,15 +584,6 @@ def _rate_limit_notes(figures: dict[str, Any]) -> list[str]:
             f"its last answer, against {figures['configuration']['sync_latency_seconds']:g} s without faults. With "
             "the default 30 s timeout each hang there would cost 30 s."
         )
-    default = next((row for row in rows.values() if row["aim"] is None), None)
-    if default is not None and default["ratio"] is not None:
-        notes.append(
-            f"- **Sync workers**: with the product's default `CAMPAIGN_PIPELINE_SYNC_WORKERS={default['sync_workers']}` "
-            f"the fault-free ratio is {default['ratio']:.3f}x: the last window's syncs leave "
-            f"{default['sync_workers']} at a time, each taking a sync latency. A window's worth of syncs needs as "
-            "many workers as the window admits: set `CAMPAIGN_PIPELINE_SYNC_WORKERS` to the rate limit "
-            f"({figures['configuration']['rate_limit']} here)."
-        )
     return notes
 
 

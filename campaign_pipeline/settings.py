@@ -28,6 +28,8 @@ ACCOUNTS_FILE = PREFIX + "ACCOUNTS_FILE"
 RATE_LIMIT = PREFIX + "RATE_LIMIT"
 RATE_WINDOW_SECONDS = PREFIX + "RATE_WINDOW_SECONDS"
 SYNC_WORKERS = PREFIX + "SYNC_WORKERS"
+# Default sync workers follow the rate limit up to this many threads.
+MAX_DEFAULT_SYNC_WORKERS = 64
 READ_TIMEOUT_SECONDS = PREFIX + "READ_TIMEOUT_SECONDS"
 TRANSIENT_RETRIES = PREFIX + "TRANSIENT_RETRIES"
 PARTITION_DEADLINE_SECONDS = PREFIX + "PARTITION_DEADLINE_SECONDS"
@@ -74,15 +76,17 @@ class Settings:
         env = os.environ if environ is None else environ
         home = Path(_text(env, HOME) or Path.cwd() / ".campaign_pipeline").resolve()
         accounts_file = Path(_text(env, ACCOUNTS_FILE) or Path.cwd() / "accounts.toml").resolve()
+        rate_limit = _positive_int(env, RATE_LIMIT, 10)
         return cls(
             home=home,
             warehouse_url=_postgres_url(env, WAREHOUSE_URL),
             dagster_storage_url=_postgres_url(env, DAGSTER_STORAGE_URL),
             api_url=_http_url(env, API_URL),
             accounts_file=accounts_file,
-            rate_limit=_positive_int(env, RATE_LIMIT, 10),
+            rate_limit=rate_limit,
             rate_window_seconds=_positive_float(env, RATE_WINDOW_SECONDS, 60.0),
-            sync_workers=_positive_int(env, SYNC_WORKERS, 8),
+            # A window's worth of slow syncs in flight at once, so that no window waits on workers.
+            sync_workers=_positive_int(env, SYNC_WORKERS, min(rate_limit, MAX_DEFAULT_SYNC_WORKERS)),
             read_timeout_seconds=_positive_float(env, READ_TIMEOUT_SECONDS, 30.0),
             transient_retries=_non_negative_int(env, TRANSIENT_RETRIES, 8),
             partition_deadline_seconds=_positive_float(env, PARTITION_DEADLINE_SECONDS, 3600.0),

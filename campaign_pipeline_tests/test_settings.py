@@ -17,6 +17,19 @@ def test_defaults_without_any_variable(tmp_path, monkeypatch):
     assert (settings.rate_limit, settings.rate_window_seconds) == (10, 60.0)
     assert settings.partition_start_date == date(2026, 1, 1)
     assert settings.lookback_days == 0
+    assert settings.sync_workers == 10
+
+
+@pytest.mark.parametrize(
+    ("environ", "workers"),
+    [
+        ({"CAMPAIGN_PIPELINE_RATE_LIMIT": "60"}, 60),
+        ({"CAMPAIGN_PIPELINE_RATE_LIMIT": "1000"}, 64),
+        ({"CAMPAIGN_PIPELINE_RATE_LIMIT": "1000", "CAMPAIGN_PIPELINE_SYNC_WORKERS": "5"}, 5),
+    ],
+)
+def test_sync_workers_default_to_the_rate_limit_up_to_64(environ, workers):
+    assert Settings.from_env(environ).sync_workers == workers
 
 
 def test_values_are_parsed():
