@@ -8,6 +8,7 @@ embedded PostgreSQL server. Errors of setup end in one sentence and exit 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -24,7 +26,10 @@ from campaign_pipeline.settings import Settings, SettingsError, redact_url
 
 EXIT_FAILED = 1
 EXIT_SETUP = 2
+EXIT_INTERRUPTED = 130
 POLL_SECONDS = 1.0
+# How long interrupted account syncs get to stop on their own before they are killed.
+STOP_GRACE_SECONDS = 20.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except _setup_errors() as exc:
         print(f"campaign-pipeline: {exc}", file=sys.stderr)
         return EXIT_SETUP
@@ -135,12 +140,26 @@ def _run(args: argparse.Namespace) -> int:
         missing = [account_id for account_id in account_ids if account_id not in known]
         if missing:
             instance.add_dynamic_partitions(ACCOUNT_DIMENSION, missing)
-        with Warehouse(prepared.databases.warehouse, max_connections=1) as warehouse:
+        with Warehouse(prepared.databases.warehouse, max_connections=1) as warehouse, _sigterm_interrupts():
             warehouse.migrate()
             runs = _run_partitions(prepared, warehouse, account_ids, day, args.parallel)
         return _print_summary(runs, day)
     finally:
         prepared.close()
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while the syncs run, so that they are stopped, not orphaned."""
+
+    def interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_partitions(prepared, warehouse, account_ids: list[str], day: date, parallel: int) -> list[_AccountRun]:
@@ -154,6 +173,18 @@ def _run_partitions(prepared, warehouse, account_ids: list[str], day: date, para
         run.summary_file.unlink(missing_ok=True)
     waiting = list(runs)
     active: list[_AccountRun] = []
+    try:
+        _supervise(warehouse, day, parallel, waiting, active, prepared.env)
+    except KeyboardInterrupt:
+        _stop(runs)
+        raise
+    return runs
+
+
+def _supervise(
+    warehouse, day: date, parallel: int, waiting: list[_AccountRun], active: list[_AccountRun], env: dict[str, str]
+) -> None:
+    """Start account syncs, at most ``parallel`` at once, print their progress, until all have ended."""
     while waiting or active:
         while waiting and len(active) < parallel:
             run = waiting.pop(0)
@@ -162,7 +193,7 @@ def _run_partitions(prepared, warehouse, account_ids: list[str], day: date, para
                 run.process = subprocess.Popen(
                     [sys.executable, "-m", "campaign_pipeline.cli", "sync-partition", "--account", run.account_id,
                      "--date", day.isoformat(), "--summary-file", str(run.summary_file)],
-                    stdout=log, stderr=subprocess.STDOUT, env=prepared.env,
+                    stdout=log, stderr=subprocess.STDOUT, env=env,
                 )
             active.append(run)
         time.sleep(POLL_SECONDS)
@@ -175,7 +206,27 @@ def _run_partitions(prepared, warehouse, account_ids: list[str], day: date, para
             if run.process.poll() is not None:
                 run.finished = time.monotonic()
                 active.remove(run)
-    return runs
+
+
+def _stop(runs: list[_AccountRun]) -> None:
+    """Interrupt the running account syncs (Ctrl-C for each), kill those still alive after the grace period.
+
+    An interrupted sync writes nothing half: its load is one transaction, and
+    its synced campaigns are checkpointed, so the next run resumes them.
+    """
+    running = [run for run in runs if run.process is not None and run.process.poll() is None]
+    if not running:
+        return
+    print(f"\nInterrupted: stopping {len(running)} running account sync(s); a new run resumes them.", file=sys.stderr)
+    for run in running:
+        run.process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for run in running:
+        try:
+            run.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            run.process.kill()
+            run.process.wait()
 
 
 def _progress_line(progress: dict | None) -> str:

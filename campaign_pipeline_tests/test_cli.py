@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 
@@ -141,3 +144,38 @@ def test_dev_refuses_a_port_in_use(tmp_path):
 
 def _demo_registry() -> Path:
     return Path(__file__).resolve().parents[1] / "demo" / "accounts.toml"
+
+
+def test_sigterm_stops_every_account_sync_it_started(make_database, tmp_path):
+    env = _clean_env(
+        tmp_path / "home",
+        CAMPAIGN_PIPELINE_WAREHOUSE_URL=make_database("cliintwh"),
+        CAMPAIGN_PIPELINE_DAGSTER_STORAGE_URL=make_database("cliintdg"),
+        # The contract's own figures: 10 requests a minute, so the syncs are still running when stopped.
+        CAMPAIGN_PIPELINE_SIMULATOR_PROFILE="original",
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "campaign_pipeline.cli", "run", "--date", DAY.isoformat()],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        workers: list[psutil.Process] = []
+        while time.monotonic() < deadline and len(workers) < len(DEMO_ACCOUNT_IDS):
+            time.sleep(0.5)
+            workers = [
+                child for child in psutil.Process(parent.pid).children(recursive=True)
+                if "sync-partition" in " ".join(child.cmdline())
+            ]
+        assert len(workers) == len(DEMO_ACCOUNT_IDS), "the account syncs did not all start"
+
+        parent.send_signal(signal.SIGTERM)
+        stdout, stderr = parent.communicate(timeout=60)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+    assert parent.returncode == 130, stdout + stderr
+    assert f"Interrupted: stopping {len(DEMO_ACCOUNT_IDS)} running account sync(s)" in stderr
+    gone, alive = psutil.wait_procs(workers, timeout=5)
+    assert alive == []
