@@ -216,13 +216,29 @@ def frame_to_arrow(frame: pd.DataFrame, *, account_id: str | None = None, day: d
     _check_columns(frame)
     _check_dtypes(frame)
     ids = frame["campaign_id"]
+    # Checks run on Arrow arrays: each is one pass in C++ over a buffer; offending
+    # rows are looked for only once a cheap test says there are some.
+    arrays = {
+        field.name: pa.array(frame[field.name], type=field.type, from_pandas=True)
+        for field in CAMPAIGN_ARROW_SCHEMA
+        if field.name != "budget"
+    }
+    budget = _budget_array_or_none(frame["budget"])
     for column in CAMPAIGN_FRAME_COLUMNS:
-        _reject(column, "not null", frame[column].isna(), ids)
+        if column == "budget" and budget is None:
+            _reject(column, "not null", frame[column].isna(), ids)
+        elif (array := budget if column == "budget" else arrays[column]).null_count:
+            _reject(column, "not null", array.is_null(), ids)
     for column in TEXT_COLUMNS:
-        _reject(column, "no NUL character", frame[column].str.contains("\x00", regex=False), ids)
+        text = arrays[column]
+        if _may_hold_nul(text):
+            _reject(column, "no NUL character", pc.match_substring(text, "\x00"), ids)
         limit = MAX_TEXT_CHARS[column]
-        _reject(column, f"at most {limit:,} characters", frame[column].str.len() > limit, ids)
-    budget = _budget_array(frame["budget"], ids)
+        # A character takes at least one byte: only a value of more bytes can be too long.
+        if len(text) and pc.max(pc.binary_length(text)).as_py() > limit:
+            _reject(column, f"at most {limit:,} characters", pc.greater(pc.utf8_length(text), limit), ids)
+    if budget is None:
+        budget = _budget_array(frame["budget"], ids)
     _reject("budget", "non-negative", pc.less(budget, 0), ids)
     for column in METRIC_COLUMNS:
         _reject(column, "non-negative", frame[column] < 0, ids)
@@ -231,15 +247,13 @@ def frame_to_arrow(frame: pd.DataFrame, *, account_id: str | None = None, day: d
         duplicated = frame.duplicated(subset=list(KEY_COLUMNS), keep="first")
         _reject("campaign_id", "unique (account_id, metrics_date, campaign_id)", duplicated, ids)
     if account_id is not None:
-        _reject("account_id", f"belongs to account {account_id}", frame["account_id"] != account_id, ids)
+        other_account = pc.not_equal(arrays["account_id"], pa.scalar(account_id, pa.large_string()))
+        _reject("account_id", f"belongs to account {account_id}", other_account, ids)
     if day is not None:
-        other_day = pc.not_equal(pa.array(frame["metrics_date"]), pa.scalar(day, pa.date32()))
+        other_day = pc.not_equal(arrays["metrics_date"], pa.scalar(day, pa.date32()))
         _reject("metrics_date", f"belongs to day {day.isoformat()}", other_day, ids)
-    arrays = [
-        budget if field.name == "budget" else pa.array(frame[field.name], type=field.type)
-        for field in CAMPAIGN_ARROW_SCHEMA
-    ]
-    return pa.Table.from_arrays(arrays, schema=CAMPAIGN_ARROW_SCHEMA)
+    columns = [budget if field.name == "budget" else arrays[field.name] for field in CAMPAIGN_ARROW_SCHEMA]
+    return pa.Table.from_arrays(columns, schema=CAMPAIGN_ARROW_SCHEMA)
 
 
 def _check_columns(frame: pd.DataFrame) -> None:
@@ -263,14 +277,31 @@ def _check_dtypes(frame: pd.DataFrame) -> None:
             raise FrameValidationError(column, f"dtype {expected} (found {actual})")
 
 
-def _budget_array(budget: pd.Series, ids: pd.Series) -> pa.Array:
-    budget_type = pa.decimal128(BUDGET_PRECISION, BUDGET_SCALE)
+def _budget_array_or_none(budget: pd.Series) -> pa.Array | None:
     try:
-        return pa.array(budget, type=budget_type, from_pandas=True)
+        return pa.array(budget, type=pa.decimal128(BUDGET_PRECISION, BUDGET_SCALE), from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
+def _budget_array(budget: pd.Series, ids: pd.Series) -> pa.Array:
+    converted = _budget_array_or_none(budget)
+    if converted is None:
         rule = f"decimal({BUDGET_PRECISION}, {BUDGET_SCALE})"
         _reject("budget", rule, [not _fits_budget(value) for value in budget], ids)
-        raise FrameValidationError("budget", rule) from None
+        raise FrameValidationError("budget", rule)
+    return converted
+
+
+def _may_hold_nul(text: pa.ChunkedArray | pa.Array) -> bool:
+    # The value buffers of a chunk can hold bytes of values outside it: a zero byte
+    # anywhere only sends the column to the exact, per-value test.
+    chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
+    for chunk in chunks:
+        data = chunk.buffers()[2]
+        if data is not None and data.size and np.frombuffer(data, dtype=np.uint8).min() == 0:
+            return True
+    return False
 
 
 def _fits_budget(value: object) -> bool:
@@ -282,9 +313,14 @@ def _fits_budget(value: object) -> bool:
     return abs(exact) < _MAX_BUDGET and exact == exact.quantize(_CENT)
 
 
-def _reject(column: str, rule: str, offending: pd.Series | pa.Array | list[bool], ids: pd.Series) -> None:
-    mask = offending.to_numpy(zero_copy_only=False) if isinstance(offending, pa.Array) else offending
-    positions = np.flatnonzero(np.asarray(mask, dtype=bool))
+def _reject(
+    column: str, rule: str, offending: pd.Series | pa.Array | pa.ChunkedArray | list[bool], ids: pd.Series
+) -> None:
+    if isinstance(offending, (pa.Array, pa.ChunkedArray)):
+        if not pc.any(offending).as_py():
+            return
+        offending = offending.to_numpy(zero_copy_only=False)
+    positions = np.flatnonzero(np.asarray(offending, dtype=bool))
     if len(positions):
         sample = [_describe_row(ids, int(position)) for position in positions[:SAMPLE_SIZE]]
         raise FrameValidationError(column, rule, sample, offending_rows=len(positions))

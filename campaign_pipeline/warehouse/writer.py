@@ -381,10 +381,15 @@ class Warehouse:
             connection.execute("SELECT set_config('work_mem', %s, true)", (_LOAD_WORK_MEM,))
             self._stage(connection, staged)
             campaigns_written = self._merge_campaigns(connection, params)
-            deleted = self._delete_stale_metrics(connection, params)
-            # Every row left in the partition now matches a staged row: the rest are new.
-            inserted = staged.num_rows - connection.execute(_COUNT_PARTITION, params).fetchone()[0]
-            updated = self._merge_metrics(connection, params) - inserted
+            rows_before = self._count_partition(connection, params)
+            merged = self._merge_metrics(connection, params)
+            # The merge only added rows, so the partition grew by the inserted ones; every
+            # other row there before that no staged row matched is stale. Counting is two
+            # index range scans, where looking for stale rows is a join over both sides.
+            inserted = self._count_partition(connection, params) - rows_before
+            stale = rows_before - (staged.num_rows - inserted)
+            deleted = self._delete_stale_metrics(connection, params) if stale else 0
+            updated = merged - inserted
             return LoadResult(inserted, updated, deleted, staged.num_rows - inserted - updated, campaigns_written)
 
         try:
@@ -589,6 +594,9 @@ class Warehouse:
 
     def _merge_campaigns(self, connection: psycopg.Connection, params: Mapping[str, Any]) -> int:
         return connection.execute(_MERGE_CAMPAIGNS, params).rowcount
+
+    def _count_partition(self, connection: psycopg.Connection, params: Mapping[str, Any]) -> int:
+        return connection.execute(_COUNT_PARTITION, params).fetchone()[0]
 
     def _delete_stale_metrics(self, connection: psycopg.Connection, params: Mapping[str, Any]) -> int:
         return connection.execute(_DELETE_STALE_METRICS, params).rowcount

@@ -181,6 +181,19 @@ def with_values(frame: pd.DataFrame, column: str, values: dict[int, Any]) -> pd.
             "column 'name' violates 'no NUL character': campaign_1",
         ),
         (
+            lambda f: with_values(f, "created_at", {3: pd.NaT}),
+            "column 'created_at' violates 'not null': campaign_4",
+        ),
+        (lambda f: with_values(f, "metrics_date", {6: None}), "column 'metrics_date' violates 'not null': campaign_7"),
+        (
+            lambda f: with_values(f, "name", {1: "é" * 10_001, 7: "x" * 10_001}),
+            "column 'name' violates 'at most 10,000 characters': campaign_2, campaign_8",
+        ),
+        (
+            lambda f: with_values(f, "campaign_id", {9: "c" * 256}),
+            f"column 'campaign_id' violates 'at most 255 characters': '{'c' * 64}'...",
+        ),
+        (
             lambda f: with_values(f, "budget", {1: Decimal("1.005"), 2: 2.5}),
             "column 'budget' violates 'decimal(18, 2)': campaign_2, campaign_3",
         ),
@@ -216,6 +229,23 @@ def test_validation_errors_name_the_column_the_rule_and_a_sample_of_ids(mutate, 
         validate_frame(mutate(frame_of(10)), account_id=ACCOUNT, day=DAY)
 
     assert str(excinfo.value) == message
+
+
+def test_text_is_limited_in_characters_not_bytes() -> None:
+    frame = with_values(frame_of(3), "name", {0: "é" * 10_000, 1: "🚀" * 10_000})
+
+    table = frame_to_arrow(frame, account_id=ACCOUNT, day=DAY)
+
+    assert table.column("name").to_pylist()[:2] == ["é" * 10_000, "🚀" * 10_000]
+
+
+def test_a_nul_outside_the_rows_of_a_slice_is_not_theirs() -> None:
+    whole = with_values(frame_of(10), "name", {9: "nul\x00inside"})
+    head = whole.iloc[:5].reset_index(drop=True)
+
+    assert frame_to_arrow(head, account_id=ACCOUNT, day=DAY).num_rows == 5
+    with pytest.raises(FrameValidationError, match="no NUL character"):
+        validate_frame(whole.iloc[5:].reset_index(drop=True), account_id=ACCOUNT, day=DAY)
 
 
 def test_validation_error_carries_its_parts_and_never_row_values() -> None:

@@ -134,6 +134,32 @@ def test_only_changed_rows_are_rewritten(warehouse: Warehouse, warehouse_url: st
     pd.testing.assert_frame_equal(warehouse.read_partition(ACCOUNT, DAY), changed)
 
 
+def test_a_restated_day_is_rewritten_on_the_pages_it_was_on(warehouse: Warehouse, warehouse_url: str) -> None:
+    numbers = range(1, 301)
+    warehouse.replace_partition(ACCOUNT, DAY, campaigns(*numbers), run_id="run-1")
+    pages_before = metric_pages(warehouse_url)
+
+    result = warehouse.replace_partition(ACCOUNT, DAY, campaigns(*numbers, clicks=7), run_id="run-2")
+
+    assert result == LoadResult(inserted=0, updated=300, deleted=0, unchanged=0, campaigns_written=0)
+    assert metric_pages(warehouse_url) == pages_before
+    assert set(run_ids(warehouse_url).values()) == {"run-2"}
+    with psycopg.connect(warehouse_url) as connection:
+        options = connection.execute(
+            "SELECT reloptions FROM pg_class WHERE oid = 'campaign_daily_metrics'::regclass"
+        ).fetchone()[0]
+    assert options == ["fillfactor=50"]
+
+
+def metric_pages(url: str) -> dict[str, int]:
+    """The heap page of each metric row: an update that stays on its page is HOT (no new index entry)."""
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(
+            "SELECT campaign_id, (ctid::text::point)[0]::integer FROM campaign_daily_metrics"
+        ).fetchall()
+    return dict(rows)
+
+
 def test_rows_the_platform_no_longer_returns_are_deleted_from_that_day_only(warehouse: Warehouse) -> None:
     next_day = DAY + timedelta(days=1)
     warehouse.replace_partition(ACCOUNT, DAY, campaigns(1, 2, 3, 4, 5), run_id="run-1")
@@ -443,7 +469,7 @@ def test_one_shared_writer_per_process_url_and_options(warehouse_url: str) -> No
 
 def test_repr_hides_the_password(warehouse_url: str) -> None:
     with Warehouse(url_with_password(warehouse_url, "hunter2")) as warehouse:
-        assert warehouse.migrate() == ["0001_initial_schema"]
+        assert warehouse.migrate() == ["0001_initial_schema", "0002_metrics_fillfactor_50"]
         assert "hunter2" not in repr(warehouse)
         assert "postgres:***@" in repr(warehouse)
 
