@@ -3,17 +3,24 @@
 The platform admits ``limit`` requests per account in any ``window`` seconds,
 counting each request at its arrival, whatever its outcome (a 503 counts, a
 429 does not). A caller takes a slot before every request, so a fault-free
-sync never sees a 429. Two implementations share one piece of arithmetic,
+sync never sees a 429. Two implementations do the same arithmetic,
 :func:`wait_before_admission`:
 
 - :class:`SlidingWindowLimiter` holds the window in memory, for the threads of
   one process;
 - :class:`PostgresSlidingWindowLimiter` holds it in PostgreSQL, for every
   process syncing the same account (Dagster runs several runs at once, and
-  asset backfills bypass per-account run limits).
+  asset backfills bypass per-account run limits); it does the arithmetic in
+  SQL, so that a slot costs one round trip.
 
 Both add a safety margin to the window: the platform counts a request when it
-arrives, a little after the caller took its slot.
+arrives, a little after the caller took its slot. A caller starved of CPU (16
+run processes starting at once on 2 cores) can send seconds after its slot,
+and the request admitted one window after that slot then arrives less than a
+window after it: a 429. So a slot is an :class:`Admission` that the caller
+confirms just before sending (:meth:`Admission.before_send`); one taken more
+than a quarter of the safety margin earlier is stamped again with the time of
+sending.
 """
 
 from __future__ import annotations
@@ -23,11 +30,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
 from psycopg_pool import ConnectionPool
 
 POOL_MAX_SIZE = 4
+# A slot used later than this fraction of the safety margin after it was taken is stamped again.
+RESTAMP_FRACTION_OF_MARGIN = 0.25
 
 
 class SlotWaitTooLong(Exception):
@@ -42,17 +52,62 @@ class SlotWaitTooLong(Exception):
         self.next_slot_seconds = next_slot_seconds
 
 
+class Admission:
+    """A slot of an account's window, taken for one request that is about to be sent.
+
+    Args:
+        waited_seconds: Seconds the caller slept for the slot (0 if none).
+        taken_at: When the slot was taken, on ``clock``.
+        restamp: Moves the slot to the current time; returns False when the
+            slot has already left the window (it may have been given to
+            another request, so a new slot is needed).
+        restamp_after_seconds: Delay after which the slot is stamped again.
+        clock: Monotonic clock of ``taken_at``.
+    """
+
+    def __init__(
+        self,
+        waited_seconds: float,
+        taken_at: float,
+        restamp: Callable[[], bool],
+        *,
+        restamp_after_seconds: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.waited_seconds = waited_seconds
+        self.taken_at = taken_at
+        self.restamped = 0
+        self._restamp = restamp
+        self._restamp_after_seconds = restamp_after_seconds
+        self._clock = clock
+
+    def before_send(self) -> bool:
+        """Call just before sending; return False when the slot lapsed and a new one must be taken.
+
+        A slot stamped at admission but sent later would let the request
+        admitted one window after the stamp arrive less than a window after
+        this one. Past ``restamp_after_seconds`` the slot is stamped with now.
+        """
+        if self._clock() - self.taken_at <= self._restamp_after_seconds:
+            return True
+        if not self._restamp():
+            return False
+        self.taken_at = self._clock()
+        self.restamped += 1
+        return True
+
+
 class RateLimiter(Protocol):
     """Admits requests per account so that the platform's window is never exceeded."""
 
-    def acquire(
+    def admit(
         self,
         account_id: str,
         *,
         max_wait_seconds: float | None = None,
         sleep: Callable[[float], None] | None = None,
-    ) -> float:
-        """Block until a request of ``account_id`` may be sent; return the seconds slept (0 if none).
+    ) -> Admission:
+        """Block until a request of ``account_id`` may be sent; return its slot.
 
         Args:
             account_id: The account whose window the request counts against.
@@ -98,6 +153,21 @@ def wait_before_admission(
     return wait
 
 
+class _Restamper:
+    """Moves one slot to now through ``move(stamp) -> new stamp or None``, remembering where it is."""
+
+    def __init__(self, move: Callable[[Any], Any | None], stamp: Any) -> None:
+        self._move = move
+        self._stamp = stamp
+
+    def __call__(self) -> bool:
+        moved = self._move(self._stamp)
+        if moved is None:
+            return False
+        self._stamp = moved
+        return True
+
+
 @dataclass
 class _AccountWindow:
     admitted: deque[float] = field(default_factory=deque)
@@ -127,6 +197,7 @@ class SlidingWindowLimiter:
         _check_limits(limit, window_seconds, safety_margin_seconds)
         self.limit = limit
         self.window_seconds = window_seconds + safety_margin_seconds
+        self.restamp_after_seconds = safety_margin_seconds * RESTAMP_FRACTION_OF_MARGIN
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -139,7 +210,17 @@ class SlidingWindowLimiter:
         max_wait_seconds: float | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> float:
-        """Block until a request of ``account_id`` may be sent; return the seconds slept (0 if none)."""
+        """Take a slot for a request sent at once; return the seconds slept (0 if none)."""
+        return self.admit(account_id, max_wait_seconds=max_wait_seconds, sleep=sleep).waited_seconds
+
+    def admit(
+        self,
+        account_id: str,
+        *,
+        max_wait_seconds: float | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> Admission:
+        """Block until a request of ``account_id`` may be sent; return its slot."""
         started = self._clock()
         slept = False
         while True:
@@ -157,10 +238,26 @@ class SlidingWindowLimiter:
                 )
                 if wait <= 0:
                     window.admitted.append(now)
-                    return now - started if slept else 0.0
+                    return Admission(
+                        now - started if slept else 0.0,
+                        now,
+                        _Restamper(lambda stamp: self._restamp(window, stamp), now),
+                        restamp_after_seconds=self.restamp_after_seconds,
+                        clock=self._clock,
+                    )
             _check_wait(wait, now - started, max_wait_seconds)
             (sleep or self._sleep)(wait)
             slept = True
+
+    def _restamp(self, window: _AccountWindow, stamp: float) -> float | None:
+        with self._lock:
+            now = self._clock()
+            if stamp <= now - self.window_seconds or stamp not in window.admitted:
+                return None
+            # Every stamp is at most now, so appending keeps the window in order.
+            window.admitted.remove(stamp)
+            window.admitted.append(now)
+            return now
 
     def defer(self, account_id: str, seconds: float) -> None:
         """Admit no request of ``account_id`` for ``seconds``."""
@@ -177,12 +274,12 @@ class PostgresSlidingWindowLimiter:
     """Sliding-window limiter whose window lives in PostgreSQL, shared by every process.
 
     Each admission is a row (account, time from the database clock, so every
-    process reads one clock). Taking a slot is a short transaction serialized
-    per account by an advisory lock: read the window, and either insert the
-    new admission or learn exactly when the next slot opens; the caller then
+    process reads one clock). Taking a slot is one call of the function
+    ``ad_platform_rate_limit.admit_v1``: one round trip, one transaction
+    serialized per account by an advisory lock, that either inserts the new
+    admission or answers exactly when the next slot opens; the caller then
     sleeps outside the transaction. A 429's wait is a row per account that
-    every process obeys. The schema ``ad_platform_rate_limit`` is created on
-    first use.
+    every process obeys. The schema and its functions are created on first use.
 
     Args:
         url: libpq URL of the database (the warehouse's).
@@ -206,6 +303,7 @@ class PostgresSlidingWindowLimiter:
         _check_limits(limit, window_seconds, safety_margin_seconds)
         self.limit = limit
         self.window_seconds = window_seconds + safety_margin_seconds
+        self.restamp_after_seconds = safety_margin_seconds * RESTAMP_FRACTION_OF_MARGIN
         self._sleep = sleep
         self._pool = ConnectionPool(
             url,
@@ -231,13 +329,30 @@ class PostgresSlidingWindowLimiter:
         max_wait_seconds: float | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> float:
-        """Block until a request of ``account_id`` may be sent; return the seconds slept (0 if none)."""
+        """Take a slot for a request sent at once; return the seconds slept (0 if none)."""
+        return self.admit(account_id, max_wait_seconds=max_wait_seconds, sleep=sleep).waited_seconds
+
+    def admit(
+        self,
+        account_id: str,
+        *,
+        max_wait_seconds: float | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> Admission:
+        """Block until a request of ``account_id`` may be sent; return its slot."""
         started = time.monotonic()
         slept = False
         while True:
-            wait = self._try_admit(account_id)
-            if wait <= 0:
-                return time.monotonic() - started if slept else 0.0
+            wait, stamp = self._try_admit(account_id)
+            if stamp is not None:
+                taken_at = time.monotonic()
+                return Admission(
+                    taken_at - started if slept else 0.0,
+                    taken_at,
+                    _Restamper(lambda old: self._restamp(account_id, old), stamp),
+                    restamp_after_seconds=self.restamp_after_seconds,
+                    clock=time.monotonic,
+                )
             _check_wait(wait, time.monotonic() - started, max_wait_seconds)
             (sleep or self._sleep)(wait)
             slept = True
@@ -259,48 +374,25 @@ class PostgresSlidingWindowLimiter:
         """Close the connection pool."""
         self._pool.close()
 
-    def _try_admit(self, account_id: str) -> float:
-        """Admit one request now and return 0, or return the seconds until a slot opens."""
-        with self._pool.connection() as connection, connection.transaction():
-            connection.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"ad_platform_rate_limit:{account_id}",)
-            )
+    def _try_admit(self, account_id: str) -> tuple[float, datetime | None]:
+        """Admit one request now and return (0, its stamp), or return (seconds until a slot opens, None)."""
+        with self._pool.connection() as connection:
             row = connection.execute(
-                """
-                SELECT extract(epoch FROM clock_timestamp())::float8,
-                       array(SELECT extract(epoch FROM admitted_at)::float8
-                             FROM ad_platform_rate_limit.admissions WHERE account_id = %(account)s
-                             ORDER BY admitted_at),
-                       (SELECT extract(epoch FROM deferred_until)::float8
-                        FROM ad_platform_rate_limit.deferrals WHERE account_id = %(account)s)
-                """,
-                {"account": account_id},
+                "SELECT wait_seconds, slot FROM ad_platform_rate_limit.admit_v1(%s::text, %s::integer, %s::float8)",
+                (account_id, self.limit, self.window_seconds),
             ).fetchone()
-            assert row is not None
-            now, admitted, deferred_until = row
-            connection.execute(
-                """
-                DELETE FROM ad_platform_rate_limit.admissions
-                WHERE account_id = %s AND admitted_at <= to_timestamp(%s)
-                """,
-                (account_id, now - self.window_seconds),
-            )
-            wait = wait_before_admission(
-                admitted,
-                now,
-                limit=self.limit,
-                window_seconds=self.window_seconds,
-                deferred_until=deferred_until,
-            )
-            if wait <= 0:
-                connection.execute(
-                    """
-                    INSERT INTO ad_platform_rate_limit.admissions (account_id, admitted_at)
-                    VALUES (%s, to_timestamp(%s))
-                    """,
-                    (account_id, now),
-                )
-            return wait
+        assert row is not None
+        return row[0], row[1]
+
+    def _restamp(self, account_id: str, stamp: datetime) -> datetime | None:
+        """Move the admission ``stamp`` to the database's now; None when it has left the window."""
+        with self._pool.connection() as connection:
+            row = connection.execute(
+                "SELECT ad_platform_rate_limit.restamp_v1(%s::text, %s::timestamptz, %s::float8)",
+                (account_id, stamp, self.window_seconds),
+            ).fetchone()
+        assert row is not None
+        return row[0]
 
     def _create_schema(self) -> None:
         with self._pool.connection() as connection, connection.transaction():
@@ -331,6 +423,65 @@ class PostgresSlidingWindowLimiter:
                 )
                 """
             )
+            for signature, definition in _FUNCTIONS.items():
+                exists = connection.execute("SELECT to_regprocedure(%s) IS NOT NULL", (signature,)).fetchone()
+                if exists != (True,):
+                    connection.execute(definition)
+
+
+# Versioned names: a changed function gets a new name, so that processes of the
+# old and the new code can share one database during a deploy. Both take the
+# per-account advisory lock of every earlier version of the limiter.
+_FUNCTIONS = {
+    "ad_platform_rate_limit.admit_v1(text,integer,double precision)": """
+        CREATE FUNCTION ad_platform_rate_limit.admit_v1(account text, max_admissions integer, window_seconds float8)
+        RETURNS TABLE (wait_seconds float8, slot timestamptz)
+        LANGUAGE plpgsql AS $$
+        DECLARE
+            now_at timestamptz;
+            window_length interval := make_interval(secs => window_seconds);
+            opens_at timestamptz;
+            nth_latest timestamptz;
+        BEGIN
+            PERFORM pg_advisory_xact_lock(hashtextextended('ad_platform_rate_limit:' || account, 0));
+            now_at := clock_timestamp();
+            DELETE FROM ad_platform_rate_limit.admissions AS a
+            WHERE a.account_id = account AND a.admitted_at <= now_at - window_length;
+            SELECT d.deferred_until INTO opens_at
+            FROM ad_platform_rate_limit.deferrals AS d WHERE d.account_id = account;
+            -- The window is full when it holds max_admissions: the next slot opens when the
+            -- max_admissions-th latest admission leaves it (wait_before_admission in Python).
+            SELECT a.admitted_at INTO nth_latest
+            FROM ad_platform_rate_limit.admissions AS a WHERE a.account_id = account
+            ORDER BY a.admitted_at DESC OFFSET max_admissions - 1 LIMIT 1;
+            opens_at := greatest(opens_at, nth_latest + window_length);
+            IF opens_at > now_at THEN
+                RETURN QUERY SELECT extract(epoch FROM opens_at - now_at)::float8, NULL::timestamptz;
+            ELSE
+                INSERT INTO ad_platform_rate_limit.admissions (account_id, admitted_at) VALUES (account, now_at);
+                RETURN QUERY SELECT 0::float8, now_at;
+            END IF;
+        END
+        $$
+    """,
+    "ad_platform_rate_limit.restamp_v1(text,timestamp with time zone,double precision)": """
+        CREATE FUNCTION ad_platform_rate_limit.restamp_v1(account text, stamp timestamptz, window_seconds float8)
+        RETURNS timestamptz
+        LANGUAGE plpgsql AS $$
+        DECLARE
+            now_at timestamptz;
+        BEGIN
+            PERFORM pg_advisory_xact_lock(hashtextextended('ad_platform_rate_limit:' || account, 0));
+            now_at := clock_timestamp();
+            -- Once out of the window the slot may already count as free for another request.
+            UPDATE ad_platform_rate_limit.admissions AS a SET admitted_at = now_at
+            WHERE a.account_id = account AND a.admitted_at = stamp
+              AND a.admitted_at > now_at - make_interval(secs => window_seconds);
+            RETURN CASE WHEN FOUND THEN now_at END;
+        END
+        $$
+    """,
+}
 
 
 def _check_limits(limit: int, window_seconds: float, safety_margin_seconds: float) -> None:

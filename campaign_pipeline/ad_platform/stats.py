@@ -43,6 +43,16 @@ class ClientStats:
                 self._counts["limiter_waits"] += 1
                 self._seconds["limiter_wait_seconds"] += seconds
 
+    def record_limiter_restamp(self) -> None:
+        """Count one slot stamped again at sending, because its request left late (a starved thread)."""
+        with self._lock:
+            self._counts["limiter_restamps"] += 1
+
+    def record_limiter_lapse(self) -> None:
+        """Count one slot that left the window before its request was sent, so a new one was taken."""
+        with self._lock:
+            self._counts["limiter_lapses"] += 1
+
     def record_token_fetch(self) -> None:
         """Count one token obtained from the platform."""
         with self._lock:
@@ -79,6 +89,8 @@ class ClientStats:
                 "limiter_admissions": self._counts["limiter_admissions"],
                 "limiter_waits": self._counts["limiter_waits"],
                 "limiter_wait_seconds": round(self._seconds["limiter_wait_seconds"], 3),
+                "limiter_restamps": self._counts["limiter_restamps"],
+                "limiter_lapses": self._counts["limiter_lapses"],
                 "backoff_wait_seconds": round(self._seconds["backoff_wait_seconds"], 3),
                 "bytes_sent": self._counts["bytes_sent"],
                 "bytes_received": self._counts["bytes_received"],

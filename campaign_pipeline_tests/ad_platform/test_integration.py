@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 import pytest
 
-from campaign_pipeline.ad_platform import AdPlatformClient, ClientConfig
+from campaign_pipeline.ad_platform import (
+    AdPlatformClient,
+    ClientConfig,
+    PostgresSlidingWindowLimiter,
+    RateLimiter,
+    SlidingWindowLimiter,
+)
+from campaign_pipeline.ad_platform.limiter import Admission
 from campaign_pipeline_tests.ad_platform.conftest import credentials
 from campaign_pipeline_tests.conftest import REPO_ROOT
 from mock_api.dataset import expected_campaigns
@@ -158,3 +167,85 @@ def test_without_the_shared_limiter_two_processes_do_hit_429s() -> None:
         counters = server.counters()
     assert [len(result["synced"]) for result in results] == [15, 15]
     assert counters["rate_limited"] > 0
+
+
+STARVED_WINDOW = 0.5
+STARVED_MARGIN = 0.1
+STARVED_DELAY = 0.35
+
+
+class StarvedLimiter:
+    """A real limiter whose first admitted request is sent ``delay`` seconds late, as by a CPU-starved thread.
+
+    With ``stamp_at_admission`` the slots keep the time they were taken, as
+    before slots were stamped again at sending (the control case).
+    """
+
+    def __init__(self, limiter: RateLimiter, delay: float, *, stamp_at_admission: bool = False) -> None:
+        self._limiter = limiter
+        self._delay = delay
+        self._stamp_at_admission = stamp_at_admission
+        self._starved = False
+
+    def admit(self, account_id: str, **options: Any) -> Admission:
+        admission = self._limiter.admit(account_id, **options)
+        if self._stamp_at_admission:
+            admission = Admission(
+                admission.waited_seconds, admission.taken_at, lambda: True, restamp_after_seconds=math.inf,
+                clock=time.monotonic,
+            )
+        if not self._starved:
+            self._starved = True
+            time.sleep(self._delay)
+        return admission
+
+    def defer(self, account_id: str, seconds: float) -> None:
+        self._limiter.defer(account_id, seconds)
+
+    def close(self) -> None:
+        self._limiter.close()
+
+
+def starved_listing(limiter: RateLimiter) -> tuple[dict[str, Any], dict[str, Any], list[float]]:
+    """List 100 campaigns in two pages, one request per window, the first request sent late."""
+    config = shortened_config(
+        rate_limit=1, rate_window_seconds=STARVED_WINDOW, limiter_safety_margin_seconds=STARVED_MARGIN,
+        page_size=50, page_workers=1,
+    )
+    with (
+        MockApiServer(profile="fast", seed=0, rate_limit=1, rate_window_seconds=STARVED_WINDOW) as server,
+        AdPlatformClient(server.url, ACCOUNT, credentials(ACCOUNT), config=config, limiter=limiter) as client,
+    ):
+        assert len(client.fetch_campaigns(DAY)) == 100
+        arrivals = [r["arrived_at"] for r in server.requests() if r["endpoint"] == "list" and r["status"] != 429]
+        return server.counters(), client.stats.as_metadata(), arrivals
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["in_process", "postgres"])
+def test_a_request_sent_late_is_stamped_at_sending_so_the_next_one_gets_no_429(
+    shared: bool, make_database: Callable[[str], str]
+) -> None:
+    # Page 1's slot is taken at t=0 and sent at t=0.35. Stamped at 0.35, it holds page 2
+    # until 0.35 + 0.6; stamped at 0 it would free page 2 at 0.6, 0.25 s after page 1
+    # arrived, and the platform's 0.5 s window would refuse it (the control test below).
+    limiter: RateLimiter = (
+        PostgresSlidingWindowLimiter(
+            make_database("limiter"), limit=1, window_seconds=STARVED_WINDOW, safety_margin_seconds=STARVED_MARGIN
+        )
+        if shared
+        else SlidingWindowLimiter(1, STARVED_WINDOW, safety_margin_seconds=STARVED_MARGIN)
+    )
+    try:
+        counters, stats, arrivals = starved_listing(StarvedLimiter(limiter, STARVED_DELAY))
+    finally:
+        limiter.close()
+    assert counters["rate_limited"] == 0
+    assert (stats["limiter_restamps"], stats["limiter_lapses"]) == (1, 0)
+    assert arrivals[1] - arrivals[0] >= STARVED_WINDOW
+
+
+def test_without_stamping_at_sending_the_late_request_costs_a_429() -> None:
+    limiter = SlidingWindowLimiter(1, STARVED_WINDOW, safety_margin_seconds=STARVED_MARGIN)
+    counters, stats, arrivals = starved_listing(StarvedLimiter(limiter, STARVED_DELAY, stamp_at_admission=True))
+    assert counters["rate_limited"] == 1
+    assert stats["limiter_restamps"] == 0

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 from collections.abc import Callable, Iterator
 
 import psycopg
@@ -102,6 +103,34 @@ class TestSlidingWindowLimiter:
             limiter.acquire("acme-retail", max_wait_seconds=59.0)
         assert raised.value.next_slot_seconds == 60.0
         assert clock.sleeps == []
+
+    def test_a_slot_sent_within_a_quarter_of_the_margin_keeps_its_stamp(self) -> None:
+        clock = FakeClock(start=0.0)
+        limiter = SlidingWindowLimiter(1, 10.0, safety_margin_seconds=0.4, clock=clock, sleep=clock.sleep)
+        admission = limiter.admit("acme-retail")
+        clock.advance(0.1)
+        assert admission.before_send() is True
+        assert admission.restamped == 0
+        limiter.acquire("acme-retail")
+        assert clock() == pytest.approx(10.4)
+
+    def test_a_slot_sent_late_is_stamped_at_sending_and_holds_the_window_from_then(self) -> None:
+        clock = FakeClock(start=0.0)
+        limiter = SlidingWindowLimiter(1, 10.0, safety_margin_seconds=0.4, clock=clock, sleep=clock.sleep)
+        admission = limiter.admit("acme-retail")
+        clock.advance(3.0)
+        assert admission.before_send() is True
+        assert admission.restamped == 1
+        assert limiter.acquire("acme-retail") == pytest.approx(10.4)
+        assert clock() == pytest.approx(13.4)
+
+    def test_a_slot_sent_after_its_window_has_lapsed_and_must_be_taken_again(self) -> None:
+        clock = FakeClock(start=0.0)
+        limiter = SlidingWindowLimiter(2, 10.0, clock=clock, sleep=clock.sleep)
+        admission = limiter.admit("acme-retail")
+        clock.advance(10.0)
+        assert admission.before_send() is False
+        assert limiter.acquire("acme-retail") == 0.0
 
     @pytest.mark.parametrize(
         ("limit", "window", "margin", "message"),
@@ -219,6 +248,31 @@ class TestPostgresSlidingWindowLimiter:
         limiter.acquire("acme-retail")
         with pytest.raises(SlotWaitTooLong):
             limiter.acquire("acme-retail", max_wait_seconds=1.0)
+
+    def test_a_slot_sent_late_is_stamped_with_the_database_clock_at_sending(
+        self, postgres_limiters, limiter_url: str
+    ) -> None:
+        limiter = postgres_limiters(limit=1, window_seconds=0.4, safety_margin_seconds=0.2)
+        admission = limiter.admit("acme-retail")
+        with psycopg.connect(limiter_url) as connection:
+            (taken,) = connection.execute("SELECT admitted_at FROM ad_platform_rate_limit.admissions").fetchone()
+        time.sleep(0.1)
+        assert admission.before_send() is True
+        assert admission.restamped == 1
+        with psycopg.connect(limiter_url) as connection:
+            rows = connection.execute("SELECT admitted_at FROM ad_platform_rate_limit.admissions").fetchall()
+        assert len(rows) == 1
+        assert rows[0][0] - taken >= timedelta(seconds=0.1)
+        started = time.monotonic()
+        limiter.acquire("acme-retail")
+        assert time.monotonic() - started > 0.6 - 0.05
+
+    def test_a_slot_whose_window_lapsed_before_sending_is_not_stamped_again(self, postgres_limiters) -> None:
+        limiter = postgres_limiters(limit=1, window_seconds=0.1)
+        admission = limiter.admit("acme-retail")
+        time.sleep(0.15)
+        assert admission.before_send() is False
+        assert limiter.acquire("acme-retail") == 0.0
 
     def test_old_admissions_are_pruned(self, postgres_limiters, limiter_url: str) -> None:
         limiter = postgres_limiters(limit=5, window_seconds=0.05)

@@ -24,6 +24,9 @@ def test_metadata_counts_requests_retries_waits_and_tokens() -> None:
     stats.record_retry("rate_limited", 0.0)
     stats.record_limiter_wait(0.0)
     stats.record_limiter_wait(2.5)
+    stats.record_limiter_restamp()
+    stats.record_limiter_lapse()
+    stats.record_limiter_lapse()
     stats.record_token_fetch()
     stats.record_call(3, succeeded=True)
     stats.record_call(1, succeeded=False)
@@ -43,6 +46,8 @@ def test_metadata_counts_requests_retries_waits_and_tokens() -> None:
         "limiter_admissions": 2,
         "limiter_waits": 1,
         "limiter_wait_seconds": 2.5,
+        "limiter_restamps": 1,
+        "limiter_lapses": 2,
         "backoff_wait_seconds": 1.75,
         "bytes_sent": 60,
         "bytes_received": 1170,
