@@ -12,13 +12,14 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import random
 import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from types import TracebackType
@@ -41,7 +42,7 @@ from campaign_pipeline.ad_platform.errors import (
     PaginationError,
     RetryBudgetExhausted,
 )
-from campaign_pipeline.ad_platform.limiter import RateLimiter, SlidingWindowLimiter, SlotWaitTooLong
+from campaign_pipeline.ad_platform.limiter import Admission, RateLimiter, SlidingWindowLimiter, SlotWaitTooLong
 from campaign_pipeline.ad_platform.pagination import (
     CampaignPage,
     PageSequence,
@@ -196,7 +197,7 @@ class AdPlatformClient:
             refresh_margin_seconds=config.token_refresh_margin_seconds,
             on_fetch=self.stats.record_token_fetch,
         )
-        self._session = _pooled_session(account_id, pool_size=config.sync_workers + 1)
+        self._session = _pooled_session(account_id, pool_size=max(config.sync_workers, config.page_workers) + 1)
         self._partition_deadline_at: float | None = None
         self._partition_lock = threading.Lock()
         self._cancelled = threading.Event()
@@ -225,40 +226,94 @@ class AdPlatformClient:
                 self._partition_deadline_at = self._clock() + self.config.partition_deadline_seconds
 
     def iter_pages(self, day: date) -> Iterator[CampaignPage]:
-        """Yield the pages of the account's campaign list for ``day``, each validated.
+        """Yield the pages of the account's campaign list for ``day`` in order, each validated.
+
+        Page 1 states ``total`` and shows the page size, so the pages up to
+        ``ceil(total / size)`` are fetched by up to ``config.page_workers``
+        threads (each request through the rate limiter and the retry policy),
+        at most that many pages ahead of the one being accepted. Pages are
+        accepted in order by :class:`~.pagination.PageSequence`, so the rules
+        that end a listing and the errors of contradicting pages are those of
+        a sequential listing; pages past the expected last one are fetched
+        one at a time.
 
         Raises:
             InvalidResponseError: a page or campaign does not have the contract's shape.
             PaginationError: the pages repeat ids, contradict ``total`` or never end.
         """
         sequence = PageSequence(max_pages=self.config.max_pages)
-        page_number = 1
-        while True:
-            call = _Call(
-                endpoint=LIST_ENDPOINT,
-                description=f"{LIST_ENDPOINT} page {page_number} of {day.isoformat()}",
-                method="GET",
-                path="/api/campaigns",
-                params={"page": page_number, "limit": self.config.page_size, "date": day.isoformat()},
-            )
-            try:
-                outcome = self._execute(call)
-            except FatalResponseError as error:
-                # The endpoint alone does not say which page broke; the call's description does.
-                reason = f"{error.reason}, on page {page_number} of {day.isoformat()}"
-                raise FatalResponseError(self.account_id, error.endpoint, error.status, reason) from None
-            try:
-                page = parse_campaign_page(outcome.payload, page_number=page_number)
-            except PageShapeError as error:
-                raise InvalidResponseError(self.account_id, LIST_ENDPOINT, outcome.status, str(error)) from None
-            try:
-                more = sequence.accept(page)
-            except PageSequenceError as error:
-                raise PaginationError(self.account_id, f"the campaign list of {day.isoformat()}: {error}.") from None
-            yield page
-            if not more:
-                return
-            page_number += 1
+        first = self._fetch_page(day, 1)
+        more = self._accept_page(sequence, first, day)
+        yield first
+        if not more:
+            return
+        expected_last = math.ceil(first.total / len(first.campaigns))
+        if self.config.page_workers == 1:
+            number = 2
+            while True:
+                page = self._fetch_page(day, number)
+                more = self._accept_page(sequence, page, day)
+                yield page
+                if not more:
+                    return
+                number += 1
+        pending: dict[int, Future[CampaignPage]] = {}
+        pool = ThreadPoolExecutor(self.config.page_workers, thread_name_prefix=f"pages-{self.account_id}")
+        try:
+            number = next_number = 2
+            while True:
+                while (
+                    next_number < number + self.config.page_workers
+                    and next_number <= max(expected_last, number)
+                    and next_number <= self.config.max_pages
+                ):
+                    pending[next_number] = pool.submit(self._fetch_page, day, next_number)
+                    next_number += 1
+                page = pending.pop(number).result()
+                more = self._accept_page(sequence, page, day)
+                yield page
+                if not more:
+                    return
+                number += 1
+        finally:
+            self._stop_page_workers(pool, pending)
+
+    def _fetch_page(self, day: date, page_number: int) -> CampaignPage:
+        call = _Call(
+            endpoint=LIST_ENDPOINT,
+            description=f"{LIST_ENDPOINT} page {page_number} of {day.isoformat()}",
+            method="GET",
+            path="/api/campaigns",
+            params={"page": page_number, "limit": self.config.page_size, "date": day.isoformat()},
+        )
+        try:
+            outcome = self._execute(call)
+        except FatalResponseError as error:
+            # The endpoint alone does not say which page broke; the call's description does.
+            reason = f"{error.reason}, on page {page_number} of {day.isoformat()}"
+            raise FatalResponseError(self.account_id, error.endpoint, error.status, reason) from None
+        try:
+            return parse_campaign_page(outcome.payload, page_number=page_number)
+        except PageShapeError as error:
+            raise InvalidResponseError(self.account_id, LIST_ENDPOINT, outcome.status, str(error)) from None
+
+    def _accept_page(self, sequence: PageSequence, page: CampaignPage, day: date) -> bool:
+        try:
+            return sequence.accept(page)
+        except PageSequenceError as error:
+            raise PaginationError(self.account_id, f"the campaign list of {day.isoformat()}: {error}.") from None
+
+    def _stop_page_workers(self, pool: ThreadPoolExecutor, pending: dict[int, Future[CampaignPage]]) -> None:
+        """Drop the pages fetched ahead of a listing that ended or failed, and wait for their workers."""
+        for future in pending.values():
+            future.cancel()
+        running = [future for future in pending.values() if not future.cancelled()]
+        if running:
+            # Wakes the workers waiting for a slot or a backoff; an in-flight request ends by its timeout.
+            self._cancelled.set()
+        pool.shutdown(wait=True)
+        if running:
+            self._cancelled.clear()
 
     def fetch_campaigns(
         self, day: date, *, on_page: Callable[[CampaignPage], None] | None = None
@@ -396,8 +451,8 @@ class AdPlatformClient:
         if self._cancelled.is_set():
             raise _SyncCancelled()
         call.attempts += 1
-        token = self._token_and_slot(call) if call.authenticated else None
-        outcome = self._send(call, _BearerAuth(token) if token is not None else self._basic_auth)
+        token, admission = self._token_and_slot(call) if call.authenticated else (None, None)
+        outcome = self._send(call, _BearerAuth(token) if token is not None else self._basic_auth, admission)
         if outcome.kind is OutcomeKind.OK:
             return outcome
         if outcome.kind in (OutcomeKind.TOKEN_EXPIRED, OutcomeKind.UNAUTHORIZED):
@@ -417,8 +472,8 @@ class AdPlatformClient:
             raise FatalResponseError(self.account_id, call.endpoint, outcome.status, outcome.reason)
         raise RetryableOutcome(outcome)
 
-    def _token_and_slot(self, call: _Call) -> Token:
-        """Return the token to send with, holding a rate-limit slot taken just now.
+    def _token_and_slot(self, call: _Call) -> tuple[Token, Admission]:
+        """Return the token to send with and a rate-limit slot taken just now.
 
         The token comes first: a token fetch between taking the slot and
         sending would delay the request's arrival beyond the limiter's safety
@@ -426,29 +481,40 @@ class AdPlatformClient:
         slot is given up for a fresh token and a new slot.
         """
         self._tokens.current()
-        self._take_slot(call)
+        admission = self._take_slot(call)
         token = self._tokens.usable()
         if token is None:
             token = self._tokens.current()
-            self._take_slot(call)
-        return token
+            admission = self._take_slot(call)
+        return token, admission
 
-    def _take_slot(self, call: _Call) -> None:
+    def _take_slot(self, call: _Call) -> Admission:
         try:
-            waited = self._limiter.acquire(
+            admission = self._limiter.admit(
                 self.account_id, max_wait_seconds=self._partition_seconds_left(), sleep=self._sleep
             )
         except SlotWaitTooLong as error:
             raise self._deadline_error(f"waiting for a rate-limit slot for {call.description} ({error})") from None
-        self.stats.record_limiter_wait(waited)
+        self.stats.record_limiter_wait(admission.waited_seconds)
         if self._cancelled.is_set():
             raise _SyncCancelled()
+        return admission
 
-    def _send(self, call: _Call, auth: AuthBase) -> Outcome:
+    def _confirm_slot(self, call: _Call, admission: Admission) -> None:
+        """Stamp the slot with the time of sending if it was taken a while ago; take a new one if it lapsed."""
+        while not admission.before_send():
+            self.stats.record_limiter_lapse()
+            admission = self._take_slot(call)
+        if admission.restamped:
+            self.stats.record_limiter_restamp()
+
+    def _send(self, call: _Call, auth: AuthBase, admission: Admission | None = None) -> Outcome:
         seconds_left = self._partition_seconds_left()
         if seconds_left <= 0:
             raise self._deadline_error(f"about to send {call.description}")
         data = json.dumps(call.body).encode() if call.body is not None else None
+        if admission is not None:
+            self._confirm_slot(call, admission)
         try:
             response = self._session.request(
                 call.method,

@@ -36,6 +36,8 @@ class ClientConfig:
         rate_window_seconds: Length of the platform's sliding window.
         limiter_safety_margin_seconds: Added to the window, because the platform
             counts a request when it arrives, a little after its slot was taken.
+        page_workers: Pages of one listing in flight at once (page 1 first,
+            alone: it tells how many pages follow). 1 fetches page after page.
         sync_workers: Campaign syncs in flight at once. A full window of
             ``rate_limit`` syncs sent together needs ``rate_limit`` workers;
             fewer still saturate the window when ``rate_limit`` is small.
@@ -60,6 +62,7 @@ class ClientConfig:
     rate_limit: int = 10
     rate_window_seconds: float = 60.0
     limiter_safety_margin_seconds: float = 0.25
+    page_workers: int = 4
     sync_workers: int = 8
     transient_retry: RetryBudget = field(default_factory=lambda: RetryBudget(retries=8, seconds=300.0))
     rate_limited_retry: RetryBudget = field(default_factory=lambda: RetryBudget(retries=5, seconds=600.0))

@@ -19,6 +19,7 @@ from campaign_pipeline.ad_platform import (
     AuthenticationError,
     ClientConfig,
     DeadlineExceeded,
+    InvalidResponseError,
     PaginationError,
     RetryBudget,
     RetryBudgetExhausted,
@@ -96,6 +97,52 @@ class TestListing:
             "Account 'acme-retail': GET /api/campaigns failed (HTTP 400): HTTP 400 Bad request"
         )
         assert server_requests(api, "list") == {"400": 1}
+
+    @pytest.mark.parametrize("page_workers", [1, 4])
+    def test_pages_fetched_ahead_are_accepted_in_order_and_each_requested_once(
+        self, api: MockApiServer, page_workers: int
+    ) -> None:
+        pages: list[int] = []
+        with make_client(api, page_size=10, page_workers=page_workers) as client:
+            campaigns = client.fetch_campaigns(DAY, on_page=lambda page: pages.append(page.number))
+        assert pages == list(range(1, 11))
+        assert campaigns == expected_campaigns(ACCOUNT, DAY, seed=SEED)
+        requested = sorted(
+            int(re.search(r"page=(\d+)", record["path"]).group(1))
+            for record in api.requests()
+            if record["endpoint"] == "list"
+        )
+        assert requested == list(range(1, 11))
+
+    def test_has_more_that_lies_at_total_stops_the_listing_without_a_page_beyond(self) -> None:
+        with (
+            MockApiServer(profile="fast", seed=SEED, upstream_quirks=True) as quirky,
+            make_client(quirky, page_size=25, page_workers=4) as client,
+        ):
+            campaigns = client.fetch_campaigns(DAY)
+            paths = [record["path"] for record in quirky.requests() if record["endpoint"] == "list"]
+        assert [campaign["id"] for campaign in campaigns] == [f"campaign_{n}" for n in range(1, 101)]
+        assert sorted(paths) == [f"/api/campaigns?page={n}&limit=25&date=2026-11-27" for n in range(1, 5)]
+
+    def test_a_bad_page_fetched_ahead_fails_the_listing_at_its_turn_and_nothing_further_is_asked(
+        self, api: MockApiServer
+    ) -> None:
+        api.set_responses([{"kind": "wrong_type", "page": 3}])
+        pages: list[int] = []
+        try:
+            with make_client(api, page_size=10, page_workers=4) as client, pytest.raises(InvalidResponseError) as raised:
+                client.fetch_campaigns(DAY, on_page=lambda page: pages.append(page.number))
+            requested = {
+                int(re.search(r"page=(\d+)", record["path"]).group(1))
+                for record in api.requests()
+                if record["endpoint"] == "list"
+            }
+        finally:
+            api.set_responses([])
+        assert "page 3, campaign #1 (id 'campaign_21'): field 'impressions' is a string" in str(raised.value)
+        assert pages == [1, 2]
+        # Page 3 is awaited with pages 4..6 in flight, never more than page_workers ahead.
+        assert {1, 2, 3} <= requested <= set(range(1, 7))
 
     def test_pages_beyond_total_fail_loudly(self) -> None:
         with (
