@@ -2,6 +2,7 @@
 
 
 import contextlib
+import math
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -18,6 +19,10 @@ from campaign_pipeline.settings import CREDENTIALS
 from campaign_pipeline.warehouse.frame import FrameValidationError, campaigns_to_frame, validate_frame
 
 PREVIEW_ROWS = 5
+# Progress of a listing is recorded on its first and last page, on about this many pages in between,
+# and whenever this many seconds have passed since the last record.
+PROGRESS_RECORDS_PER_LISTING = 10
+PROGRESS_INTERVAL_SECONDS = 2.0
 
 
 def build_campaign_assets(
@@ -125,20 +130,61 @@ def build_campaign_assets(
 
 
 def _pull_campaigns(context, client, store, account_day: AccountDay) -> pd.DataFrame:
-    pages = 0
-
-    def on_page(page) -> None:
-        nonlocal pages
-        pages += 1
-        store.update_progress(
-            account_day.account_id, account_day.day, run_id=context.run.run_id, phase="paging", pages_fetched=pages
-        )
-        context.log.info(f"{account_day}: page {pages} fetched ({len(page.campaigns)} campaigns)")
-
-    records = client.fetch_campaigns(account_day.day, on_page=on_page)
+    progress = _PagingProgress(context, store, account_day)
+    records = client.fetch_campaigns(account_day.day, on_page=progress.on_page)
     frame = campaigns_to_frame(records, account_id=account_day.account_id, day=account_day.day)
     validate_frame(frame, account_id=account_day.account_id, day=account_day.day)
     return frame
+
+
+class _PagingProgress:
+    """Records the listing's progress (a progress row and a log line) often enough to watch, not on every page.
+
+    The first and last pages are always recorded, and about
+    :data:`PROGRESS_RECORDS_PER_LISTING` pages in between (so every page of a
+    10-page account), or the latest page when :data:`PROGRESS_INTERVAL_SECONDS`
+    have passed since the last record. Recording each of 1,000 pages cost a
+    database write and a Dagster event apiece, a third of the listing's time.
+    """
+
+    def __init__(self, context, store, account_day: AccountDay, *, clock=time.monotonic) -> None:
+        self._context = context
+        self._store = store
+        self._account_day = account_day
+        self._clock = clock
+        self._pages = 0
+        self._campaigns = 0
+        self._step = 1
+        self._recorded_at: float | None = None
+
+    def on_page(self, page) -> None:
+        self._pages += 1
+        self._campaigns += len(page.campaigns)
+        if self._pages == 1 and page.campaigns:
+            self._step = max(1, math.ceil(math.ceil(page.total / len(page.campaigns)) / PROGRESS_RECORDS_PER_LISTING))
+        last = not page.has_more or not page.campaigns or self._campaigns >= page.total
+        now = self._clock()
+        if not (
+            self._recorded_at is None
+            or last
+            or self._pages % self._step == 0
+            or now - self._recorded_at >= PROGRESS_INTERVAL_SECONDS
+        ):
+            return
+        self._recorded_at = now
+        account_day = self._account_day
+        self._store.update_progress(
+            account_day.account_id,
+            account_day.day,
+            run_id=self._context.run.run_id,
+            phase="paging",
+            pages_fetched=self._pages,
+        )
+        total = f" of {page.total}" if page.total else ""
+        self._context.log.info(
+            f"{account_day}: page {self._pages} fetched ({len(page.campaigns)} campaigns; "
+            f"{self._campaigns}{total} so far)"
+        )
 
 
 def _sync_campaigns(context, client, store, account_day: AccountDay, campaign_ids: Sequence[str]) -> int:

@@ -238,3 +238,18 @@ def test_a_step_retry_within_the_run_resumes_and_the_ledger_keeps_only_current_f
     assert result.success
     assert len(sync_200) == 100
     assert ledger == set()
+
+
+@pytest.mark.parametrize(("page_size", "pages_recorded"), [(10, list(range(1, 11))), (1, [1, *range(10, 101, 10)])])
+def test_listing_progress_is_logged_on_every_page_of_a_small_account_and_every_tenth_of_a_large_one(
+    api, instance, warehouse_url, tmp_path, page_size, pages_recorded
+):
+    result = _materialize(instance, _resources(api.url, warehouse_url, tmp_path, page_size=page_size))
+
+    assert result.success
+    logged = [
+        int(message.split(": page ")[1].split(" ")[0])
+        for entry in instance.all_logs(result.run_id)
+        if ": page " in (message := entry.user_message) and " fetched (" in message
+    ]
+    assert logged == pages_recorded
