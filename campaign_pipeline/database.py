@@ -34,6 +34,18 @@ DAGSTER_DB = "dagster"
 # PostgreSQL's default of 100 is too few: with 16 runs at once the daemon, the
 # runs' Dagster storage, warehouse pools and rate limiters held 130 (bench/RESULTS.md).
 EMBEDDED_MAX_CONNECTIONS = 300
+# What a DBA would set for a bulk-loading warehouse, in place of the defaults (128MB,
+# 4MB, 1GB, 5min). A 1,000,000-row partition load writes about 350 MB of WAL and works
+# on some 400 MB of pages: with the defaults the backend evicts dirty pages and flushes
+# WAL itself, and a checkpoint falls inside the load, after which every page touched is
+# logged whole. The README's warehouse section says what to set on an external server.
+EMBEDDED_SERVER_SETTINGS: dict[str, str] = {
+    "max_connections": str(EMBEDDED_MAX_CONNECTIONS),
+    "shared_buffers": "512MB",
+    "wal_buffers": "64MB",
+    "max_wal_size": "4GB",
+    "checkpoint_timeout": "15min",
+}
 
 
 class DatabaseSetupError(RuntimeError):
@@ -78,13 +90,14 @@ def start_embedded_server(data_dir: Path) -> str:
     """Start (or reuse) the embedded server in ``data_dir``; return its admin URL."""
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
+        was_running = is_embedded_server_running(data_dir)
         with _c_locale():
             server = _pgserver().get_server(data_dir, cleanup_mode=None)
             if not is_embedded_server_running(data_dir):
                 # get_server() caches handles per process; one stopped earlier needs a start.
                 server.start()
         url = server.get_uri("postgres")
-        if _raise_max_connections(url):
+        if _apply_server_settings(url, restart_allowed=not was_running):
             with _c_locale():
                 server.stop()
                 server.start()
@@ -98,16 +111,34 @@ def start_embedded_server(data_dir: Path) -> str:
     return url
 
 
-def _raise_max_connections(url: str) -> bool:
-    """Set max_connections for the next start if it is below ours; return whether a restart is due."""
+def _apply_server_settings(url: str, *, restart_allowed: bool) -> bool:
+    """Write :data:`EMBEDDED_SERVER_SETTINGS` that differ; return whether a restart is due now.
+
+    Settings read at reload take effect at once. Those read only at start-up wait for
+    the next start, except too few connections (the server is restarted for them) and
+    a server this call started itself (nobody else uses it yet).
+    """
     with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
-        current = int(conn.execute("SHOW max_connections").fetchone()[0])
-        if current >= EMBEDDED_MAX_CONNECTIONS:
-            return False
-        conn.execute(
-            sql.SQL("ALTER SYSTEM SET max_connections = {}").format(sql.Literal(EMBEDDED_MAX_CONNECTIONS))
-        )
-    return True
+        rows = conn.execute(
+            "SELECT name, current_setting(name), context = 'postmaster', pending_restart "
+            "FROM pg_settings WHERE name = ANY(%s)",
+            (list(EMBEDDED_SERVER_SETTINGS),),
+        ).fetchall()
+        restart = False
+        changed = False
+        for name, current, at_start_only, pending_restart in rows:
+            wanted = EMBEDDED_SERVER_SETTINGS[name]
+            if current == wanted or pending_restart:
+                continue
+            if name == "max_connections" and int(current) >= int(wanted):
+                continue
+            conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(wanted)))
+            changed = True
+            if at_start_only:
+                restart = restart or restart_allowed or name == "max_connections"
+        if changed:
+            conn.execute("SELECT pg_reload_conf()")
+    return restart
 
 
 def stop_embedded_server(data_dir: Path) -> bool:

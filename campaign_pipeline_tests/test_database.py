@@ -24,6 +24,37 @@ def test_embedded_server_is_reused_then_restarted_after_stop(tmp_path):
     database.stop_embedded_server(data_dir)
 
 
+def test_embedded_server_gets_the_bulk_load_settings_without_restarting_when_shared(tmp_path):
+    data_dir = tmp_path / "pgdata"
+    url = database.start_embedded_server(data_dir)
+    assert _settings(url) == database.EMBEDDED_SERVER_SETTINGS
+    # A server someone else started with other settings, and is using.
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name, value in (("shared_buffers", "128MB"), ("max_wal_size", "1GB")):
+            conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+    database.stop_embedded_server(data_dir)
+    database._pgserver().get_server(data_dir, cleanup_mode=None).start()
+    started_at = _postmaster_start_time(url)
+
+    assert database.start_embedded_server(data_dir) == url
+
+    assert _postmaster_start_time(url) == started_at
+    assert _settings(url) == database.EMBEDDED_SERVER_SETTINGS | {"shared_buffers": "128MB"}
+    database.stop_embedded_server(data_dir)
+    database.start_embedded_server(data_dir)
+    assert _settings(url) == database.EMBEDDED_SERVER_SETTINGS
+    database.stop_embedded_server(data_dir)
+
+
+def _settings(url: str) -> dict[str, str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)",
+            (list(database.EMBEDDED_SERVER_SETTINGS),),
+        ).fetchall()
+    return dict(rows)
+
+
 def _postmaster_start_time(url: str):
     with psycopg.connect(url) as conn:
         return conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0]

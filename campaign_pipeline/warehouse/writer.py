@@ -590,7 +590,8 @@ class Warehouse:
         with cursor.copy(copy, writer=QueuedLibpqWriter(cursor)) as stream:
             for chunk in csv_copy_chunks(staged):
                 stream.write(chunk)
-        connection.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(STAGING_TABLE)))
+        # No ANALYZE (0.2 s per million rows): the planner sizes the table from its pages,
+        # and the merges hash the target's partition either way.
 
     def _merge_campaigns(self, connection: psycopg.Connection, params: Mapping[str, Any]) -> int:
         return connection.execute(_MERGE_CAMPAIGNS, params).rowcount
