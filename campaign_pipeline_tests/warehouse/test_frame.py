@@ -19,6 +19,7 @@ from campaign_pipeline.warehouse.frame import (
     FrameValidationError,
     campaigns_to_frame,
     empty_campaign_frame,
+    frame_from_arrow,
     frame_to_arrow,
     validate_frame,
 )
@@ -280,6 +281,16 @@ def test_keys_repeated_across_accounts_or_days_are_unique() -> None:
     validate_frame(frame)
     with pytest.raises(FrameValidationError, match="belongs to account acme-retail"):
         validate_frame(frame, account_id=ACCOUNT)
+
+
+def test_arrow_table_turns_back_into_the_same_frame() -> None:
+    frame = with_values(frame_of(4), "name", {1: "ünïcödé\nline", 2: ""})
+
+    for original in (frame, empty_campaign_frame()):
+        table = frame_to_arrow(original)
+        pd.testing.assert_frame_equal(frame_from_arrow(table), original, check_exact=True)
+        shuffled = table.select(list(reversed(CAMPAIGN_FRAME_COLUMNS)))
+        pd.testing.assert_frame_equal(frame_from_arrow(shuffled), original, check_exact=True)
 
 
 def test_any_pandas_string_dtype_is_accepted_for_text() -> None:
