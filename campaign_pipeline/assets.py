@@ -19,10 +19,10 @@ from campaign_pipeline.settings import CREDENTIALS
 from campaign_pipeline.warehouse.frame import FrameValidationError, campaigns_to_frame, validate_frame
 
 PREVIEW_ROWS = 5
-# Progress of a listing is recorded on its first and last page, on about this many pages in between,
-# and whenever this many seconds have passed since the last record.
+# Progress (a progress row and a log line) is recorded the first and last time, about this many times
+# in between, and whenever this many seconds have passed since the last record.
 PROGRESS_RECORDS_PER_LISTING = 10
-PROGRESS_INTERVAL_SECONDS = 2.0
+PROGRESS_INTERVAL_SECONDS = 1.0
 
 
 def build_campaign_assets(
@@ -137,41 +137,58 @@ def _pull_campaigns(context, client, store, account_day: AccountDay) -> pd.DataF
     return frame
 
 
-class _PagingProgress:
-    """Records the listing's progress (a progress row and a log line) often enough to watch, not on every page.
+class _ProgressThrottle:
+    """Says when progress is worth recording: the first and last time, every ``step``-th, and after ``interval``.
 
-    The first and last pages are always recorded, and about
-    :data:`PROGRESS_RECORDS_PER_LISTING` pages in between (so every page of a
-    10-page account), or the latest page when :data:`PROGRESS_INTERVAL_SECONDS`
-    have passed since the last record. Recording each of 1,000 pages cost a
-    database write and a Dagster event apiece, a third of the listing's time.
+    Recording a progress row and a Dagster event for each of 1,000 pages or
+    10,000 syncs cost a database write and an event-log insert apiece, a third
+    of a fast listing's time; a slow account (a page or sync every few seconds)
+    is still recorded at every step.
     """
 
-    def __init__(self, context, store, account_day: AccountDay, *, clock=time.monotonic) -> None:
+    def __init__(self, *, step: int = 1, interval_seconds: float = PROGRESS_INTERVAL_SECONDS) -> None:
+        self.step = step
+        self._interval_seconds = interval_seconds
+        self._recorded_at: float | None = None
+
+    def due(self, count: int, *, last: bool) -> bool:
+        now = time.monotonic()
+        if not (
+            self._recorded_at is None
+            or last
+            or count % self.step == 0
+            or now - self._recorded_at >= self._interval_seconds
+        ):
+            return False
+        self._recorded_at = now
+        return True
+
+
+class _PagingProgress:
+    """Records a listing's progress (a progress row and a log line) as its pages arrive, throttled.
+
+    About :data:`PROGRESS_RECORDS_PER_LISTING` pages are recorded, the first
+    and last included (so every page of a 10-page account), and the latest
+    page whenever :data:`PROGRESS_INTERVAL_SECONDS` have passed.
+    """
+
+    def __init__(self, context, store, account_day: AccountDay) -> None:
         self._context = context
         self._store = store
         self._account_day = account_day
-        self._clock = clock
         self._pages = 0
         self._campaigns = 0
-        self._step = 1
-        self._recorded_at: float | None = None
+        self._throttle = _ProgressThrottle()
 
     def on_page(self, page) -> None:
         self._pages += 1
         self._campaigns += len(page.campaigns)
         if self._pages == 1 and page.campaigns:
-            self._step = max(1, math.ceil(math.ceil(page.total / len(page.campaigns)) / PROGRESS_RECORDS_PER_LISTING))
+            pages = math.ceil(page.total / len(page.campaigns))
+            self._throttle.step = max(1, math.ceil(pages / PROGRESS_RECORDS_PER_LISTING))
         last = not page.has_more or not page.campaigns or self._campaigns >= page.total
-        now = self._clock()
-        if not (
-            self._recorded_at is None
-            or last
-            or self._pages % self._step == 0
-            or now - self._recorded_at >= PROGRESS_INTERVAL_SECONDS
-        ):
+        if not self._throttle.due(self._pages, last=last):
             return
-        self._recorded_at = now
         account_day = self._account_day
         self._store.update_progress(
             account_day.account_id,
@@ -180,10 +197,9 @@ class _PagingProgress:
             phase="paging",
             pages_fetched=self._pages,
         )
-        total = f" of {page.total}" if page.total else ""
         self._context.log.info(
             f"{account_day}: page {self._pages} fetched ({len(page.campaigns)} campaigns; "
-            f"{self._campaigns}{total} so far)"
+            f"{self._campaigns} of {page.total} so far)"
         )
 
 
@@ -201,14 +217,18 @@ def _sync_campaigns(context, client, store, account_day: AccountDay, campaign_id
     if already_synced:
         context.log.info(f"{account_day}: resuming, {len(already_synced)} of {total} campaigns synced earlier")
 
+    throttle = _ProgressThrottle(step=max(10, math.ceil(total / PROGRESS_RECORDS_PER_LISTING)))
+
     def on_synced(campaign_id: str) -> None:
         nonlocal synced
+        # The ledger row is what a resumed attempt relies on: one per campaign, never throttled.
         store.record_campaign_synced(account_id, day, campaign_id, run_id=run_id, synced_at=pd.Timestamp.now("UTC"))
         with lock:
             synced += 1
             count = synced
-        store.update_progress(account_id, day, run_id=run_id, phase="syncing", campaigns_synced=count)
-        if count % 10 == 0 or count == total:
+            due = throttle.due(count, last=count == total)
+        if due:
+            store.update_progress(account_id, day, run_id=run_id, phase="syncing", campaigns_synced=count)
             context.log.info(f"{account_day}: {count} of {total} campaigns synced")
 
     report = client.sync_campaigns(pending, on_synced=on_synced)

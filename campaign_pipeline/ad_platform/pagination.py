@@ -25,6 +25,7 @@ CAMPAIGN_FIELDS: dict[str, tuple[type, ...]] = {
     "created_at": (str,),
 }
 JSON_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean"}
+_FIELD_TYPES = tuple(CAMPAIGN_FIELDS.items())
 
 
 class PageShapeError(ValueError):
@@ -81,6 +82,11 @@ def parse_campaign_page(payload: Mapping[str, Any], *, page_number: int) -> Camp
 
 def validate_campaign(record: Any, *, where: str) -> dict[str, Any]:
     """Return ``record`` if it has every contract field with the right JSON type and a non-empty id."""
+    # The JSON decoder makes exactly these types, so a valid record passes on exact type checks alone
+    # (bool is not int by type); anything else takes the slow path that names what is wrong.
+    if type(record) is dict and all(type(record.get(name)) in types for name, types in _FIELD_TYPES):
+        if record["id"].strip():
+            return record
     if not isinstance(record, dict):
         raise PageShapeError(f"{where} is not a JSON object")
     identifier = record.get("id")

@@ -459,3 +459,15 @@ class TestSecrets:
     def test_account_id_is_validated(self) -> None:
         with pytest.raises(ValueError, match=re.escape("Account id 'acme|2026' is invalid")):
             AdPlatformClient("http://127.0.0.1:9", "acme|2026", credentials(ACCOUNT))
+
+
+class TestEnvironment:
+    def test_the_environments_proxy_is_read_once_and_no_proxy_is_honoured(self, monkeypatch) -> None:
+        monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        with AdPlatformClient("http://ads.example", ACCOUNT, credentials(ACCOUNT)) as proxied:
+            assert proxied._session.proxies == {"http": "http://proxy.example:3128"}
+        monkeypatch.setenv("NO_PROXY", "ads.example")
+        with AdPlatformClient("http://ads.example", ACCOUNT, credentials(ACCOUNT)) as direct:
+            assert direct._session.proxies == {}
