@@ -15,7 +15,11 @@ sides are served from the simulator's page cache.
   the product's own resumption: the sync ledger says every campaign was
   synced by an earlier attempt, so the asset skips them (a platform sync is a
   slow remote call whose cost is the rate limit, measured by benchmark 1).
-  Rows per second run from the ``materialize()`` call to the run's success.
+  Two walls: the asset wall, as benchmark 1 measures it, from the account's
+  first request arriving at the simulator to the load asset's materialization
+  (written after the load committed), which the aim is judged on; and the run
+  wall, from the ``materialize()`` call to RUN_SUCCESS, which adds Dagster's
+  start-up (reported beside it).
 - Pipeline with syncs (``--sync-campaigns``, a smaller account-day): the same
   with every campaign synced (sync latency 0), against a bare loop that
   fetches the pages and posts the syncs from as many threads as the
@@ -39,7 +43,7 @@ from typing import Any
 import psycopg
 import requests
 
-from bench.bench_dagster import bench_day, child_env
+from bench.bench_dagster import account_requests, bench_day, child_env, dagster_costs
 from bench.harness import BenchDatabases, bench_databases, bench_server, elapsed, run_child, state_dir
 from campaign_pipeline.warehouse.writer import Warehouse
 from mock_api.accounts import account_by_id
@@ -118,6 +122,8 @@ def run_pipeline(
     """Materialize the huge account-day in a child process; return rows/s, phases and peak memory."""
     if not syncs:
         mark_all_synced(databases.warehouse_url, ACCOUNT, day, campaigns)
+    # A clean request log (the page cache stays), so that the run's first request is in it.
+    server.reset()
     spec = {
         "mode": "materialize",
         "account_id": ACCOUNT,
@@ -132,17 +138,38 @@ def run_pipeline(
     seconds = elapsed(result["called"], timeline.get("run_success"))
     steps = timeline["steps"]
     load = result["metadata"].get("campaign_daily_metrics", {})
+    snapshot = result["metadata"].get("campaign_snapshots", {})
+    first_request = min((record["arrived_at"] for record in account_requests(server, ACCOUNT)), default=None)
+    asset_wall = elapsed(first_request, timeline["materialized"].get("campaign_daily_metrics"))
+    costs = dagster_costs(result, first_request)
     return {
         "success": timeline["status"] == "SUCCESS",
         "errors": result["errors"],
         "rows": load.get("rows"),
+        "asset_wall_seconds": asset_wall,
+        "asset_rows_per_second": round(campaigns / asset_wall) if asset_wall else None,
         "seconds": seconds,
         "rows_per_second": round(campaigns / seconds) if seconds else None,
+        "dagster_start_up": {
+            "process_start_to_first_step": costs["process_start_to_first_step"],
+            "run_called_to_first_step": elapsed(result["called"], timeline.get("first_step_start")),
+            "first_step_to_first_request": costs["first_step_to_first_request"],
+            "load_to_run_success": costs["load_to_run_success"],
+        },
+        "requests": {
+            "total": snapshot.get("requests_total"),
+            "limiter_restamps": snapshot.get("limiter_restamps"),
+            "rate_limited": snapshot.get("rate_limited_total"),
+        },
         "phases": {
             "run_called_to_first_step": elapsed(result["called"], timeline.get("first_step_start")),
             "snapshot_step": elapsed(
                 steps.get("campaign_snapshots", {}).get("start"), steps.get("campaign_snapshots", {}).get("end")
             ),
+            "first_request_to_snapshot_stored": elapsed(
+                first_request, timeline["materialized"].get("campaign_snapshots")
+            ),
+            "snapshot_duration_metadata": snapshot.get("duration_seconds"),
             "load_step": elapsed(
                 steps.get("campaign_daily_metrics", {}).get("start"), steps.get("campaign_daily_metrics", {}).get("end")
             ),
@@ -182,12 +209,12 @@ def run(
             bare_loop_runs=bare,
             pipeline=pipeline,
             pipeline_vs_bare=_ratio(pipeline, fastest),
+            pipeline_run_vs_bare=_ratio(pipeline, fastest, key="rows_per_second"),
         )
         if sync_campaigns:
             with _simulator(home, seed, sync_campaigns) as server, bench_databases("syncs", admin_url) as databases:
                 bare_page_loop(server.url, ACCOUNT, day, sync_campaigns)
                 bare_syncs = bare_page_loop(server.url, ACCOUNT, day, sync_campaigns, syncs=True)
-                server.reset()
                 synced = run_pipeline(server, databases, home, campaigns=sync_campaigns, day=day, syncs=True)
             figures["with_syncs"] = {
                 "campaigns": sync_campaigns,
@@ -195,20 +222,26 @@ def run(
                 "bare_loop": bare_syncs,
                 "pipeline": synced,
                 "pipeline_vs_bare": _ratio(synced, bare_syncs),
+                "pipeline_run_vs_bare": _ratio(synced, bare_syncs, key="rows_per_second"),
             }
     return figures
 
 
 def _simulator(home: Path, seed: int, campaigns: int) -> MockApiServer:
     return MockApiServer(
-        profile="fast", seed=seed, campaign_count=campaigns, request_log_size=1000, log_path=home / "simulator.log"
+        profile="fast",
+        seed=seed,
+        campaign_count=campaigns,
+        request_log_size=campaigns + campaigns // PAGE_SIZE + 100,
+        log_path=home / "simulator.log",
     )
 
 
-def _ratio(pipeline: dict[str, Any], bare: dict[str, Any]) -> float | None:
-    if not pipeline["rows_per_second"]:
+def _ratio(pipeline: dict[str, Any], bare: dict[str, Any], *, key: str = "asset_rows_per_second") -> float | None:
+    """Pipeline rows/s over the bare loop's: by the asset wall (the aim's figure) unless ``key`` says otherwise."""
+    if not pipeline[key]:
         return None
-    return round(pipeline["rows_per_second"] / bare["rows_per_second"], 3)
+    return round(pipeline[key] / bare["rows_per_second"], 3)
 
 
 def main() -> None:
