@@ -32,6 +32,7 @@ from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
 from campaign_pipeline.accounts import AccountCredentials, validate_account_id
+from campaign_pipeline.ad_platform.arrival import ArrivalEstimator
 from campaign_pipeline.ad_platform.auth import IssuedToken, Token, TokenManager
 from campaign_pipeline.ad_platform.classify import Outcome, OutcomeKind, classify_exception, classify_response
 from campaign_pipeline.ad_platform.config import ClientConfig
@@ -176,6 +177,7 @@ class AdPlatformClient:
         self.base_url = base_url.rstrip("/")
         self.config = config
         self.stats = ClientStats()
+        self._arrivals = ArrivalEstimator(horizon_seconds=config.rate_window_seconds)
         self._clock = clock
         self._injected_sleep = sleep
         self._rng = rng or random.Random()
@@ -515,6 +517,12 @@ class AdPlatformClient:
             self.stats.record_limiter_restamp()
         return admission
 
+    def _date_slot(self, admission: Admission, counted_by: float) -> None:
+        """Date the request's slot at the latest moment the platform can have counted it (see arrival.py)."""
+        admission.date_at(counted_by)
+        if admission.redated:
+            self.stats.record_limiter_redate()
+
     def _send(self, call: _Call, auth: AuthBase, admission: Admission | None = None) -> Outcome:
         seconds_left = self._partition_seconds_left()
         if seconds_left <= 0:
@@ -522,6 +530,7 @@ class AdPlatformClient:
         data = json.dumps(call.body).encode() if call.body is not None else None
         if admission is not None:
             admission = self._confirm_slot(call, admission)
+            sent_at = admission.clock()
         try:
             response = self._session.request(
                 call.method,
@@ -534,6 +543,8 @@ class AdPlatformClient:
                 allow_redirects=False,
             )
         except requests.RequestException as error:
+            if admission is not None:
+                self._date_slot(admission, self._arrivals.unanswered(sent_at, admission.clock()))
             self.stats.record_request(
                 call.endpoint, _failure_label(error), bytes_sent=len(data or b""), bytes_received=0
             )
@@ -541,6 +552,8 @@ class AdPlatformClient:
                 raise self._deadline_error(f"waiting for the answer to {call.description}") from None
             return classify_exception(error)
         body = response.content
+        if admission is not None:
+            self._date_slot(admission, self._arrivals.answered(call.endpoint, sent_at, admission.clock()))
         self.stats.record_request(
             call.endpoint, str(response.status_code), bytes_sent=len(data or b""), bytes_received=len(body)
         )

@@ -25,6 +25,7 @@ sending.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections import deque
@@ -58,9 +59,10 @@ class Admission:
     Args:
         waited_seconds: Seconds the caller slept for the slot (0 if none).
         taken_at: When the slot was taken, on ``clock``.
-        restamp: Moves the slot to the current time; returns False when the
-            slot has already left the window (it may have been given to
-            another request, so a new slot is needed).
+        restamp: Moves the slot to the current time minus the given seconds
+            (never earlier than it is); returns False when the slot has
+            already left the window (it may have been given to another
+            request, so a new slot is needed).
         restamp_after_seconds: Delay after which the slot is stamped again.
         clock: Monotonic clock of ``taken_at``.
     """
@@ -69,7 +71,7 @@ class Admission:
         self,
         waited_seconds: float,
         taken_at: float,
-        restamp: Callable[[], bool],
+        restamp: Callable[[float], bool],
         *,
         restamp_after_seconds: float,
         clock: Callable[[], float],
@@ -77,9 +79,11 @@ class Admission:
         self.waited_seconds = waited_seconds
         self.taken_at = taken_at
         self.restamped = 0
+        self.redated = 0
         self._restamp = restamp
         self._restamp_after_seconds = restamp_after_seconds
         self._clock = clock
+        self.clock = clock
 
     def before_send(self) -> bool:
         """Call just before sending; return False when the slot lapsed and a new one must be taken.
@@ -90,11 +94,26 @@ class Admission:
         """
         if self._clock() - self.taken_at <= self._restamp_after_seconds:
             return True
-        if not self._restamp():
+        if not self._restamp(0.0):
             return False
         self.taken_at = self._clock()
         self.restamped += 1
         return True
+
+    def date_at(self, moment: float) -> None:
+        """Date the slot at ``moment`` (on the admission's clock), when its request ended.
+
+        ``moment`` is the latest time the platform can have counted the request
+        (see :mod:`campaign_pipeline.ad_platform.arrival`); the slot moves
+        there when that is later than its stamp by more than the re-stamp
+        threshold, so that the request admitted one window later cannot arrive
+        within a window of this one.
+        """
+        if moment - self.taken_at <= self._restamp_after_seconds:
+            return
+        if self._restamp(max(0.0, self._clock() - moment)):
+            self.taken_at = moment
+            self.redated += 1
 
 
 class RateLimiter(Protocol):
@@ -154,14 +173,14 @@ def wait_before_admission(
 
 
 class _Restamper:
-    """Moves one slot to now through ``move(stamp) -> new stamp or None``, remembering where it is."""
+    """Moves one slot to ``age`` seconds before now through ``move(stamp, age) -> new stamp or None``."""
 
-    def __init__(self, move: Callable[[Any], Any | None], stamp: Any) -> None:
+    def __init__(self, move: Callable[[Any, float], Any | None], stamp: Any) -> None:
         self._move = move
         self._stamp = stamp
 
-    def __call__(self) -> bool:
-        moved = self._move(self._stamp)
+    def __call__(self, age: float) -> bool:
+        moved = self._move(self._stamp, age)
         if moved is None:
             return False
         self._stamp = moved
@@ -241,7 +260,7 @@ class SlidingWindowLimiter:
                     return Admission(
                         now - started if slept else 0.0,
                         now,
-                        _Restamper(lambda stamp: self._restamp(window, stamp), now),
+                        _Restamper(lambda stamp, age: self._restamp(window, stamp, age), now),
                         restamp_after_seconds=self.restamp_after_seconds,
                         clock=self._clock,
                     )
@@ -249,15 +268,15 @@ class SlidingWindowLimiter:
             (sleep or self._sleep)(wait)
             slept = True
 
-    def _restamp(self, window: _AccountWindow, stamp: float) -> float | None:
+    def _restamp(self, window: _AccountWindow, stamp: float, age: float) -> float | None:
         with self._lock:
             now = self._clock()
             if stamp <= now - self.window_seconds or stamp not in window.admitted:
                 return None
-            # Every stamp is at most now, so appending keeps the window in order.
+            moved = max(stamp, now - age)
             window.admitted.remove(stamp)
-            window.admitted.append(now)
-            return now
+            bisect.insort(window.admitted, moved)
+            return moved
 
     def defer(self, account_id: str, seconds: float) -> None:
         """Admit no request of ``account_id`` for ``seconds``."""
@@ -349,7 +368,7 @@ class PostgresSlidingWindowLimiter:
                 return Admission(
                     taken_at - started if slept else 0.0,
                     taken_at,
-                    _Restamper(lambda old: self._restamp(account_id, old), stamp),
+                    _Restamper(lambda old, age: self._restamp(account_id, old, age), stamp),
                     restamp_after_seconds=self.restamp_after_seconds,
                     clock=time.monotonic,
                 )
@@ -384,12 +403,12 @@ class PostgresSlidingWindowLimiter:
         assert row is not None
         return row[0], row[1]
 
-    def _restamp(self, account_id: str, stamp: datetime) -> datetime | None:
-        """Move the admission ``stamp`` to the database's now; None when it has left the window."""
+    def _restamp(self, account_id: str, stamp: datetime, age: float) -> datetime | None:
+        """Move the admission ``stamp`` to ``age`` seconds before the database's now; None when it left the window."""
         with self._pool.connection() as connection:
             row = connection.execute(
-                "SELECT ad_platform_rate_limit.restamp_v1(%s::text, %s::timestamptz, %s::float8)",
-                (account_id, stamp, self.window_seconds),
+                "SELECT ad_platform_rate_limit.restamp_v2(%s::text, %s::timestamptz, %s::float8, %s::float8)",
+                (account_id, stamp, self.window_seconds, age),
             ).fetchone()
         assert row is not None
         return row[0]
@@ -464,20 +483,31 @@ _FUNCTIONS = {
         END
         $$
     """,
-    "ad_platform_rate_limit.restamp_v1(text,timestamp with time zone,double precision)": """
-        CREATE FUNCTION ad_platform_rate_limit.restamp_v1(account text, stamp timestamptz, window_seconds float8)
+    "ad_platform_rate_limit.restamp_v2(text,timestamp with time zone,double precision,double precision)": """
+        CREATE FUNCTION ad_platform_rate_limit.restamp_v2(
+            account text, stamp timestamptz, window_seconds float8, age_seconds float8
+        )
         RETURNS timestamptz
         LANGUAGE plpgsql AS $$
         DECLARE
             now_at timestamptz;
+            moved timestamptz;
         BEGIN
             PERFORM pg_advisory_xact_lock(hashtextextended('ad_platform_rate_limit:' || account, 0));
             now_at := clock_timestamp();
             -- Once out of the window the slot may already count as free for another request.
-            UPDATE ad_platform_rate_limit.admissions AS a SET admitted_at = now_at
-            WHERE a.account_id = account AND a.admitted_at = stamp
-              AND a.admitted_at > now_at - make_interval(secs => window_seconds);
-            RETURN CASE WHEN FOUND THEN now_at END;
+            -- A slot only ever moves later.
+            -- Two slots can share a stamp: move exactly one of them.
+            UPDATE ad_platform_rate_limit.admissions AS a
+            SET admitted_at = greatest(a.admitted_at, now_at - make_interval(secs => age_seconds))
+            WHERE a.ctid = (
+                SELECT b.ctid FROM ad_platform_rate_limit.admissions AS b
+                WHERE b.account_id = account AND b.admitted_at = stamp
+                  AND b.admitted_at > now_at - make_interval(secs => window_seconds)
+                LIMIT 1
+            )
+            RETURNING a.admitted_at INTO moved;
+            RETURN moved;
         END
         $$
     """,

@@ -48,6 +48,11 @@ class ClientStats:
         with self._lock:
             self._counts["limiter_restamps"] += 1
 
+    def record_limiter_redate(self) -> None:
+        """Count one slot dated later once its request ended, because the platform may have counted it late."""
+        with self._lock:
+            self._counts["limiter_redates"] += 1
+
     def record_limiter_lapse(self) -> None:
         """Count one slot that left the window before its request was sent, so a new one was taken."""
         with self._lock:
@@ -91,6 +96,7 @@ class ClientStats:
                 "limiter_wait_seconds": round(self._seconds["limiter_wait_seconds"], 3),
                 "limiter_restamps": self._counts["limiter_restamps"],
                 "limiter_lapses": self._counts["limiter_lapses"],
+                "limiter_redates": self._counts["limiter_redates"],
                 "backoff_wait_seconds": round(self._seconds["backoff_wait_seconds"], 3),
                 "bytes_sent": self._counts["bytes_sent"],
                 "bytes_received": self._counts["bytes_received"],

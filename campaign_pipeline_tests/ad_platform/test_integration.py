@@ -191,7 +191,7 @@ class StarvedLimiter:
         admission = self._limiter.admit(account_id, **options)
         if self._stamp_at_admission:
             admission = Admission(
-                admission.waited_seconds, admission.taken_at, lambda: True, restamp_after_seconds=math.inf,
+                admission.waited_seconds, admission.taken_at, lambda age: True, restamp_after_seconds=math.inf,
                 clock=time.monotonic,
             )
         if not self._starved:

@@ -144,6 +144,27 @@ class TestSlidingWindowLimiter:
         with pytest.raises(ValueError, match=message):
             SlidingWindowLimiter(limit, window, safety_margin_seconds=margin)
 
+    def test_a_slot_dated_later_holds_the_window_from_that_moment(self) -> None:
+        clock = FakeClock(start=0.0)
+        limiter = SlidingWindowLimiter(1, 10.0, safety_margin_seconds=0.4, clock=clock, sleep=clock.sleep)
+        admission = limiter.admit("acme-retail")
+        clock.advance(3.0)
+        admission.date_at(2.0)  # the platform may have counted the request as late as t=2
+        assert admission.redated == 1
+        limiter.acquire("acme-retail")
+        assert clock() == pytest.approx(2.0 + 10.4)
+
+    def test_a_slot_is_never_dated_earlier_nor_within_the_restamp_threshold(self) -> None:
+        clock = FakeClock(start=5.0)
+        limiter = SlidingWindowLimiter(1, 10.0, safety_margin_seconds=0.4, clock=clock, sleep=clock.sleep)
+        admission = limiter.admit("acme-retail")
+        clock.advance(1.0)
+        admission.date_at(4.0)
+        admission.date_at(5.0 + 0.4 * 0.25)  # within a quarter of the margin: not worth a round trip
+        assert admission.redated == 0
+        limiter.acquire("acme-retail")
+        assert clock() == pytest.approx(15.4)
+
     def test_threads_never_exceed_the_window(self) -> None:
         limiter = SlidingWindowLimiter(5, 0.2)
         admitted: list[float] = []
@@ -205,6 +226,18 @@ class TestPostgresSlidingWindowLimiter:
         assert len(sleep.sleeps) == 1
         assert 0.3 - (time.monotonic() - started) < sleep.sleeps[0] <= 0.3
         assert waited >= sleep.sleeps[0]
+
+    def test_a_slot_dated_later_holds_every_limiter_of_the_account(self, postgres_limiters) -> None:
+        first = postgres_limiters(limit=1, window_seconds=1.0, safety_margin_seconds=0.1)
+        second = postgres_limiters(limit=1, window_seconds=1.0, safety_margin_seconds=0.1)
+        admission = first.admit("acme-retail")
+        time.sleep(0.5)
+        counted_by = time.monotonic() - 0.1
+        admission.date_at(counted_by)
+        assert admission.redated == 1
+        second.acquire("acme-retail")
+        # Not before the dated moment plus the window and margin (the slot's first stamp would free it 0.4 s sooner).
+        assert time.monotonic() >= counted_by + 1.1 - 0.02
 
     def test_two_limiters_on_one_database_share_the_window(self, postgres_limiters) -> None:
         limiters = [postgres_limiters(limit=4, window_seconds=0.25), postgres_limiters(limit=4, window_seconds=0.25)]

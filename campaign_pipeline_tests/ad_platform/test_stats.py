@@ -27,6 +27,9 @@ def test_metadata_counts_requests_retries_waits_and_tokens() -> None:
     stats.record_limiter_restamp()
     stats.record_limiter_lapse()
     stats.record_limiter_lapse()
+    stats.record_limiter_redate()
+    stats.record_limiter_redate()
+    stats.record_limiter_redate()
     stats.record_token_fetch()
     stats.record_call(3, succeeded=True)
     stats.record_call(1, succeeded=False)
@@ -48,6 +51,7 @@ def test_metadata_counts_requests_retries_waits_and_tokens() -> None:
         "limiter_wait_seconds": 2.5,
         "limiter_restamps": 1,
         "limiter_lapses": 2,
+        "limiter_redates": 3,
         "backoff_wait_seconds": 1.75,
         "bytes_sent": 60,
         "bytes_received": 1170,
