@@ -688,13 +688,16 @@ def _rate_limited_note(figures: dict[str, Any]) -> list[str]:
     worst = max(phases, key=lambda phase: phases[phase])
     return [
         f"- **429s in benchmark 2** (per phase: {' / '.join(str(count) for count in phases.values())}): the "
-        "platform counts a request when it arrives; the limiter admits it when a worker takes its slot and adds a "
-        "safety margin of 0.25 s (`limiter_safety_margin_seconds`, a resource field) for the gap. Where 429s came, "
-        "the CPU was most starved (sixteen interpreters starting at once on two cores, beside other work: see the "
-        "load averages), so requests most likely reached the platform later than that margin after their slot. "
-        "Every 429 was obeyed and no run failed, but the window was exceeded; a larger margin trades a little "
-        "throughput for that, fewer runs at once keep the CPU free."
+        "platform counts a request when it reaches it. The limiter stamps a slot when its request is sent, and "
+        "dates it again when the request ends, at the answer's time minus the quickest answer seen from that "
+        "endpoint (`ad_platform/arrival.py`), so a request the simulator counted late (it shares the two cores "
+        "with sixteen runs sending their first window at once) holds its slot from then. What still gets "
+        "through is a run's first burst before it has seen an undelayed answer of the endpoint, delayed by more "
+        "than the 0.25 s safety margin (`limiter_safety_margin_seconds`). Every 429 was obeyed and no run "
+        "failed; a larger margin trades a little throughput for fewer of them; fewer runs at once keep the CPU free."
     ]
+
+
 def _overhead_notes(figures: dict[str, Any]) -> list[str]:
     runs = {run["executor"]: run for run in figures["runs"]}
     inproc = runs.get("in_process")
