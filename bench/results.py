@@ -685,7 +685,6 @@ def _rate_limited_note(figures: dict[str, Any]) -> list[str]:
     phases = {phase: figures[phase].get("rate_limited", 0) for phase in MANY_PHASES if phase in figures}
     if not any(phases.values()):
         return []
-    worst = max(phases, key=lambda phase: phases[phase])
     return [
         f"- **429s in benchmark 2** (per phase: {' / '.join(str(count) for count in phases.values())}): the "
         "platform counts a request when it reaches it. The limiter stamps a slot when its request is sent, and "
