@@ -36,7 +36,7 @@ DAGSTER_DB = "dagster"
 EMBEDDED_MAX_CONNECTIONS = 300
 # What a DBA would set for a bulk-loading warehouse, in place of the defaults (128MB,
 # 4MB, 1GB, 5min). A 1,000,000-row partition load writes about 350 MB of WAL and works
-# on some 400 MB of pages: with the defaults the backend evicts dirty pages and flushes
+# on several hundred MB of pages: with the defaults the backend evicts dirty pages and flushes
 # WAL itself, and a checkpoint falls inside the load, after which every page touched is
 # logged whole. The README's warehouse section says what to set on an external server.
 EMBEDDED_SERVER_SETTINGS: dict[str, str] = {
