@@ -193,7 +193,9 @@ def frame_from_arrow(table: pa.Table) -> pd.DataFrame:
     """Return a campaign frame with the canonical dtypes from a table of :data:`CAMPAIGN_ARROW_SCHEMA`."""
     table = table.select(list(CAMPAIGN_FRAME_COLUMNS)).cast(CAMPAIGN_ARROW_SCHEMA)
     extension_dtypes = {pa.large_string(): TEXT_DTYPE, pa.date32(): DATE_DTYPE}
-    data = {name: table.column(name).to_pandas(types_mapper=extension_dtypes.get) for name in CAMPAIGN_FRAME_COLUMNS}
+    data = {
+        name: table.column(name).to_pandas(types_mapper=extension_dtypes.get) for name in CAMPAIGN_FRAME_COLUMNS
+    }
     return pd.DataFrame(data, columns=list(CAMPAIGN_FRAME_COLUMNS)).astype(dict(CAMPAIGN_FRAME_DTYPES))
 
 
