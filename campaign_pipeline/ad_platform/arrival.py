@@ -12,7 +12,7 @@ So every slot is dated again once its request ends, at the latest moment the
 platform can have counted it:
 
 - answered: the answer's time minus the quickest answer seen before from
-  that endpoint (what the platform does after counting, such as the 2 s of a
+  that endpoint with that status (a quick 503 says nothing about a sync's 2 s) (what the platform does after counting, such as the 2 s of a
   ``sync``, takes at least that long; a platform serving a burst in order
   answers its least delayed requests first, so the quickest is learned at
   once). The first answer of an endpoint says nothing yet about how its time

@@ -553,7 +553,9 @@ class AdPlatformClient:
             return classify_exception(error)
         body = response.content
         if admission is not None:
-            self._date_slot(admission, self._arrivals.answered(call.endpoint, sent_at, admission.clock()))
+            # Keyed by status too: a quick 503 says nothing about the time a successful sync takes after counting.
+            answer_kind = f"{call.endpoint} {response.status_code}"
+            self._date_slot(admission, self._arrivals.answered(answer_kind, sent_at, admission.clock()))
         self.stats.record_request(
             call.endpoint, str(response.status_code), bytes_sent=len(data or b""), bytes_received=len(body)
         )
