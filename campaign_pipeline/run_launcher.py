@@ -120,6 +120,10 @@ class ForkServerRunLauncher(RunLauncher, ConfigurableClass):
             name=f"dagster-run-{run.run_id}",
         )
         process.start()
+        # Forget processes that ended, so that a long-lived daemon does not keep one per run ever launched.
+        for run_id, ended in list(self._processes.items()):
+            if ended.exitcode is not None:
+                self._processes.pop(run_id, None)
         self._processes[run.run_id] = process
         self._instance.add_run_tags(run.run_id, {PID_TAG: str(process.pid)})
         self._instance.report_engine_event(
