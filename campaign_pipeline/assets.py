@@ -16,7 +16,12 @@ from campaign_pipeline.checks import CAMPAIGN_DAILY_METRICS_CHECKS, evaluate_par
 from campaign_pipeline.partitions import AccountDay, account_day_from_key
 from campaign_pipeline.resources import AdPlatformResource, WarehouseResource
 from campaign_pipeline.settings import CREDENTIALS
-from campaign_pipeline.warehouse.frame import FrameValidationError, campaigns_to_frame, validate_frame
+from campaign_pipeline.warehouse.frame import (
+    CampaignFrameBuilder,
+    CampaignRecordError,
+    FrameValidationError,
+    validate_frame,
+)
 
 PREVIEW_ROWS = 5
 # Progress (a progress row and a log line) is recorded the first and last time, about this many times
@@ -102,15 +107,15 @@ def build_campaign_assets(
         account_day = account_day_from_key(context.partition_key)
         store = warehouse.get_warehouse()
         started = time.monotonic()
+        # replace_partition validates the frame before writing; a frame that breaks a rule fails without retry.
         with _fatal_errors_fail_without_retry(account_day):
-            validate_frame(campaign_snapshots, account_id=account_day.account_id, day=account_day.day)
-        result = store.replace_partition(
-            account_day.account_id, account_day.day, campaign_snapshots, run_id=context.run.run_id
-        )
+            result = store.replace_partition(
+                account_day.account_id, account_day.day, campaign_snapshots, run_id=context.run.run_id
+            )
         store.update_progress(account_day.account_id, account_day.day, run_id=context.run.run_id, phase="loaded")
         # The partition is complete: a later rerun is a new sync, not a resumption.
         store.reset_sync_progress(account_day.account_id, account_day.day)
-        stored = store.read_partition(account_day.account_id, account_day.day)
+        profile = store.profile_partition(account_day.account_id, account_day.day, preview_rows=PREVIEW_ROWS)
         context.log.info(
             f"{account_day}: loaded {len(campaign_snapshots)} rows "
             f"({result.inserted} inserted, {result.updated} updated, {result.deleted} deleted, "
@@ -118,12 +123,12 @@ def build_campaign_assets(
         )
         return dg.MaterializeResult(
             metadata={
-                "rows": dg.MetadataValue.int(len(stored)),
+                "rows": dg.MetadataValue.int(profile.rows),
                 **{name: dg.MetadataValue.int(count) for name, count in result.as_dict().items()},
                 "duration_seconds": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
-                "preview": dg.MetadataValue.md(_preview_markdown(stored)),
+                "preview": dg.MetadataValue.md(_preview_markdown(profile.preview)),
             },
-            check_results=evaluate_partition_checks(stored, platform_total=len(campaign_snapshots)),
+            check_results=evaluate_partition_checks(profile, platform_total=len(campaign_snapshots)),
         )
 
     return [campaign_snapshots, campaign_daily_metrics]
@@ -131,8 +136,15 @@ def build_campaign_assets(
 
 def _pull_campaigns(context, client, store, account_day: AccountDay) -> pd.DataFrame:
     progress = _PagingProgress(context, store, account_day)
-    records = client.fetch_campaigns(account_day.day, on_page=progress.on_page)
-    frame = campaigns_to_frame(records, account_id=account_day.account_id, day=account_day.day)
+    builder = CampaignFrameBuilder(account_id=account_day.account_id, day=account_day.day)
+
+    def on_page(page) -> None:
+        # Converted here, while the client's workers fetch the next pages.
+        builder.add(page.campaigns)
+        progress.on_page(page)
+
+    client.fetch_campaigns(account_day.day, on_page=on_page)
+    frame = builder.frame()
     validate_frame(frame, account_id=account_day.account_id, day=account_day.day)
     return frame
 
@@ -261,7 +273,7 @@ def _fatal_errors_fail_without_retry(account_day: AccountDay) -> Iterator[None]:
         yield
     except dg.Failure:
         raise
-    except (AccountConfigError, FrameValidationError) as exc:
+    except (AccountConfigError, CampaignRecordError, FrameValidationError) as exc:
         raise dg.Failure(description=f"{account_day}: {exc}", allow_retries=False) from exc
     except AuthenticationError as exc:
         description = f"{account_day}: {exc.detail.rstrip('.')}; check the account's login in {CREDENTIALS}."

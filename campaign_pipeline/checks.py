@@ -3,15 +3,17 @@
 They run inside the load asset, against what PostgreSQL holds after the
 commit, so each partition's materialization carries its own verdict without
 a second step (and without Dagster's preview API for partitioned checks).
+The figures are computed in PostgreSQL (:meth:`Warehouse.profile_partition`),
+so a large account-day is not read back.
 """
 
 from __future__ import annotations
 
 import dagster as dg
-import pandas as pd
+
+from campaign_pipeline.warehouse.writer import OffendingCampaigns, PartitionProfile
 
 ASSET = "campaign_daily_metrics"
-METRICS = ("impressions", "clicks", "conversions")
 SAMPLE = 5
 
 CAMPAIGN_DAILY_METRICS_CHECKS = [
@@ -30,28 +32,24 @@ CAMPAIGN_DAILY_METRICS_CHECKS = [
 ]
 
 
-def evaluate_partition_checks(stored: pd.DataFrame, *, platform_total: int) -> list[dg.AssetCheckResult]:
-    """Evaluate every check on ``stored``, the rows the warehouse holds for one account-day."""
-    duplicated = stored.loc[stored["campaign_id"].duplicated(keep=False), "campaign_id"]
-    negative = stored.loc[(stored.loc[:, list(METRICS)] < 0).any(axis=1), "campaign_id"]
-    over_clicked = stored.loc[stored["clicks"] > stored["impressions"], "campaign_id"]
+def evaluate_partition_checks(profile: PartitionProfile, *, platform_total: int) -> list[dg.AssetCheckResult]:
+    """Evaluate every check on ``profile``, what the warehouse holds for one account-day."""
     return [
         dg.AssetCheckResult(
             check_name="row_count_matches_platform_total",
-            passed=len(stored) == platform_total,
-            metadata={"rows": len(stored), "platform_total": platform_total},
+            passed=profile.rows == platform_total,
+            metadata={"rows": profile.rows, "platform_total": platform_total},
         ),
-        _ids_result("campaign_ids_unique", duplicated, dg.AssetCheckSeverity.ERROR),
-        _ids_result("metrics_non_negative", negative, dg.AssetCheckSeverity.ERROR),
-        _ids_result("clicks_within_impressions", over_clicked, dg.AssetCheckSeverity.WARN),
+        _ids_result("campaign_ids_unique", profile.duplicated, dg.AssetCheckSeverity.ERROR),
+        _ids_result("metrics_non_negative", profile.negative_metrics, dg.AssetCheckSeverity.ERROR),
+        _ids_result("clicks_within_impressions", profile.over_clicked, dg.AssetCheckSeverity.WARN),
     ]
 
 
-def _ids_result(name: str, offending: pd.Series, severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
-    ids = sorted(set(offending.astype(str)))
+def _ids_result(name: str, offending: OffendingCampaigns, severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=name,
-        passed=not ids,
+        passed=offending.count == 0,
         severity=severity,
-        metadata={"offending_campaigns": len(ids), "sample": ", ".join(ids[:SAMPLE]) or "none"},
+        metadata={"offending_campaigns": offending.count, "sample": ", ".join(offending.sample) or "none"},
     )

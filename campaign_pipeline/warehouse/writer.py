@@ -135,6 +135,48 @@ _READ_COLUMN_TYPES: dict[str, pa.DataType] = {
     "created_at": pa.int64(),
 }
 
+# The checks' figures of one account-day, computed where the rows are, instead of reading the day
+# back (100,000 rows: 0.45 s and a second copy in memory). A rule's offending campaigns are
+# listed only when the first scan says there are some; count(*) OVER () counts them all before LIMIT.
+_PROFILE_COUNTS = """
+    SELECT count(*),
+           count(*) > count(DISTINCT campaign_id),
+           coalesce(bool_or(impressions < 0 OR clicks < 0 OR conversions < 0), false),
+           coalesce(bool_or(clicks > impressions), false)
+    FROM campaign_daily_metrics WHERE account_id = %(account_id)s AND metrics_date = %(day)s
+"""
+_OFFENDING_CAMPAIGNS = {
+    "duplicated": """
+        SELECT campaign_id, count(*) OVER () FROM campaign_daily_metrics
+        WHERE account_id = %(account_id)s AND metrics_date = %(day)s
+        GROUP BY campaign_id HAVING count(*) > 1
+        ORDER BY campaign_id LIMIT %(sample)s
+    """,
+    "negative_metrics": """
+        SELECT campaign_id, count(*) OVER () FROM (
+            SELECT DISTINCT campaign_id FROM campaign_daily_metrics
+            WHERE account_id = %(account_id)s AND metrics_date = %(day)s
+              AND (impressions < 0 OR clicks < 0 OR conversions < 0)
+        ) AS offending
+        ORDER BY campaign_id LIMIT %(sample)s
+    """,
+    "over_clicked": """
+        SELECT campaign_id, count(*) OVER () FROM (
+            SELECT DISTINCT campaign_id FROM campaign_daily_metrics
+            WHERE account_id = %(account_id)s AND metrics_date = %(day)s AND clicks > impressions
+        ) AS offending
+        ORDER BY campaign_id LIMIT %(sample)s
+    """,
+}
+_PREVIEW = """
+    SELECT m.campaign_id, c.name, m.status, m.impressions, m.clicks, m.conversions
+    FROM campaign_daily_metrics AS m
+    JOIN campaigns AS c USING (account_id, campaign_id)
+    WHERE m.account_id = %(account_id)s AND m.metrics_date = %(day)s
+    ORDER BY m.campaign_id LIMIT %(rows)s
+"""
+PREVIEW_COLUMNS: tuple[str, ...] = ("campaign_id", "name", "status", "impressions", "clicks", "conversions")
+
 _RECORD_FAILURES = """
     INSERT INTO campaign_sync_failures AS f (account_id, metrics_date, campaign_id, reason, attempts,
                                              first_seen, last_seen, run_id)
@@ -249,6 +291,38 @@ class CampaignFailure:
     first_seen: datetime
     last_seen: datetime
     run_id: str
+
+
+@dataclass(frozen=True)
+class OffendingCampaigns:
+    """The campaigns of an account-day that break one rule.
+
+    Attributes:
+        count: How many distinct campaigns break it.
+        sample: The first of them by campaign id (at most the sample size asked for).
+    """
+
+    count: int = 0
+    sample: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PartitionProfile:
+    """What the warehouse holds for one account-day, as the data-quality checks and the UI's preview need it.
+
+    Attributes:
+        rows: Metric rows of the account-day.
+        duplicated: Campaigns with more than one row.
+        negative_metrics: Campaigns with negative impressions, clicks or conversions.
+        over_clicked: Campaigns with more clicks than impressions.
+        preview: The first rows by campaign id, with :data:`PREVIEW_COLUMNS`.
+    """
+
+    rows: int
+    duplicated: OffendingCampaigns
+    negative_metrics: OffendingCampaigns
+    over_clicked: OffendingCampaigns
+    preview: pd.DataFrame
 
 
 class Warehouse:
@@ -445,6 +519,34 @@ class Warehouse:
         table = table.append_column("account_id", pa.array([account_id] * rows, pa.large_string()))
         table = table.append_column("metrics_date", pa.array([day] * rows, pa.date32()))
         return frame_from_arrow(table)
+
+    def profile_partition(
+        self, account_id: str, day: date, *, sample_size: int = 5, preview_rows: int = 5
+    ) -> PartitionProfile:
+        """Return the account-day's row count, the campaigns that break each check's rule, and a preview.
+
+        Computed in PostgreSQL in one transaction: the rows are not read back.
+
+        Args:
+            account_id: The account.
+            day: The day.
+            sample_size: Most offending campaign ids returned per rule.
+            preview_rows: Rows of the preview.
+        """
+        params = {"account_id": account_id, "day": day, "sample": sample_size, "rows": preview_rows}
+
+        def profile(connection: psycopg.Connection) -> PartitionProfile:
+            rows, *flags = connection.execute(_PROFILE_COUNTS, params).fetchone()
+            offending = {}
+            for rule, flagged in zip(_OFFENDING_CAMPAIGNS, flags, strict=True):
+                found = connection.execute(_OFFENDING_CAMPAIGNS[rule], params).fetchall() if flagged else []
+                offending[rule] = OffendingCampaigns(
+                    count=found[0][1] if found else 0, sample=tuple(campaign_id for campaign_id, _ in found)
+                )
+            preview = pd.DataFrame(connection.execute(_PREVIEW, params).fetchall(), columns=list(PREVIEW_COLUMNS))
+            return PartitionProfile(rows=rows, preview=preview, **offending)
+
+        return self._transactions.run(profile, description="a read", idempotent=True)
 
     def partition_row_count(self, account_id: str, day: date) -> int:
         """Return how many metric rows the account-day holds."""

@@ -15,6 +15,7 @@ from campaign_pipeline.warehouse.frame import (
     CAMPAIGN_ARROW_SCHEMA,
     CAMPAIGN_FRAME_COLUMNS,
     CAMPAIGN_FRAME_DTYPES,
+    CampaignFrameBuilder,
     CampaignRecordError,
     FrameValidationError,
     campaigns_to_frame,
@@ -81,6 +82,28 @@ def test_campaigns_to_frame_converts_every_field_with_the_canonical_dtypes() -> 
         },
     ]
     assert str(frame["budget"].iloc[1]) == "99.50"
+
+
+def test_a_frame_built_page_by_page_equals_one_built_at_once() -> None:
+    pages = [[record(3), record(1, budget=10.5)], [], [record(2, status="paused")]]
+    builder = CampaignFrameBuilder(account_id=ACCOUNT, day=DAY)
+    for page in pages:
+        builder.add(page)
+
+    frame = builder.frame()
+
+    expected = campaigns_to_frame([record for page in pages for record in page], account_id=ACCOUNT, day=DAY)
+    pd.testing.assert_frame_equal(frame, expected, check_exact=True)
+    assert frame["campaign_id"].tolist() == ["campaign_3", "campaign_1", "campaign_2"]
+    assert dict(frame.dtypes) == dict(CAMPAIGN_FRAME_DTYPES)
+
+
+def test_a_bad_record_fails_the_page_that_brings_it() -> None:
+    builder = CampaignFrameBuilder(account_id=ACCOUNT, day=DAY)
+    builder.add([record(1)])
+
+    with pytest.raises(CampaignRecordError, match="campaign 'campaign_2' field 'created_at'"):
+        builder.add([record(2, created_at="yesterday")])
 
 
 def test_frame_survives_a_parquet_round_trip_exactly(tmp_path: Path) -> None:

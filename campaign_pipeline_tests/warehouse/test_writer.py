@@ -11,12 +11,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 import psycopg
+import psycopg.sql
 import pytest
 
 from campaign_pipeline.warehouse.frame import FrameValidationError, campaigns_to_frame, empty_campaign_frame
 from campaign_pipeline.warehouse.writer import (
+    PREVIEW_COLUMNS,
     CampaignFailure,
     LoadResult,
+    OffendingCampaigns,
     PartitionLoadError,
     Warehouse,
     account_lock_key,
@@ -479,3 +482,87 @@ def url_with_password(url: str, password: str) -> str:
     parts = urlsplit(url)
     user_info, _, host = parts.netloc.rpartition("@")
     return urlunsplit(parts._replace(netloc=f"{user_info.split(':')[0]}:{password}@{host}"))
+
+
+def test_profile_counts_the_day_and_lists_over_clicked_campaigns_in_id_order(warehouse: Warehouse) -> None:
+    over_clicked = {3: 301, 12: 1201, 20: 2001}
+    frame = frame_of(
+        *(record(n, clicks=over_clicked[n]) if n in over_clicked else record(n) for n in range(1, 21))
+    )
+    warehouse.replace_partition(ACCOUNT, DAY, frame, run_id="run-1")
+
+    profile = warehouse.profile_partition(ACCOUNT, DAY, sample_size=2, preview_rows=3)
+
+    assert profile.rows == 20
+    assert profile.over_clicked == OffendingCampaigns(count=3, sample=("campaign_12", "campaign_20"))
+    assert profile.duplicated == OffendingCampaigns()
+    assert profile.negative_metrics == OffendingCampaigns()
+    expected_preview = pd.DataFrame(
+        {
+            "campaign_id": ["campaign_1", "campaign_10", "campaign_11"],
+            "name": ["Campaign 1", "Campaign 10", "Campaign 11"],
+            "status": ["active"] * 3,
+            "impressions": [100, 1000, 1100],
+            "clicks": [10, 100, 110],
+            "conversions": [1, 10, 11],
+        }
+    )
+    pd.testing.assert_frame_equal(profile.preview, expected_preview)
+
+
+def test_profile_of_a_day_never_loaded_is_empty(warehouse: Warehouse) -> None:
+    warehouse.replace_partition(ACCOUNT, DAY, campaigns(1, 2), run_id="run-1")
+
+    profile = warehouse.profile_partition(ACCOUNT, date(2026, 11, 28))
+
+    assert (profile.rows, profile.duplicated, profile.negative_metrics, profile.over_clicked) == (
+        0,
+        OffendingCampaigns(),
+        OffendingCampaigns(),
+        OffendingCampaigns(),
+    )
+    assert profile.preview.empty
+    assert list(profile.preview.columns) == list(PREVIEW_COLUMNS)
+
+
+def test_profile_finds_duplicates_and_negatives_that_a_drifted_schema_let_in(
+    warehouse: Warehouse, warehouse_url: str
+) -> None:
+    warehouse.replace_partition(ACCOUNT, DAY, campaigns(1, 2, 3), run_id="run-1")
+    with psycopg.connect(warehouse_url) as connection:
+        for (constraint,) in connection.execute(
+            "SELECT conname FROM pg_constraint "
+            "WHERE conrelid = 'campaign_daily_metrics'::regclass AND contype IN ('p', 'c')"
+        ).fetchall():
+            connection.execute(
+                psycopg.sql.SQL("ALTER TABLE campaign_daily_metrics DROP CONSTRAINT {}").format(
+                    psycopg.sql.Identifier(constraint)
+                )
+            )
+        # Two more rows of campaign_2 (one duplicated id), and a negative count on campaign_3 and campaign_4.
+        connection.execute(
+            """
+            INSERT INTO campaign_daily_metrics (account_id, metrics_date, campaign_id, status, budget,
+                                                impressions, clicks, conversions, loaded_at, loaded_by_run_id)
+            SELECT account_id, metrics_date, campaign_id, status, budget, impressions, clicks, conversions,
+                   loaded_at, 'drift'
+            FROM campaign_daily_metrics WHERE campaign_id = 'campaign_2'
+            UNION ALL
+            SELECT account_id, metrics_date, campaign_id, status, budget, impressions, clicks, conversions,
+                   loaded_at, 'drift'
+            FROM campaign_daily_metrics WHERE campaign_id = 'campaign_2'
+            UNION ALL
+            SELECT account_id, metrics_date, 'campaign_4', status, budget, impressions, clicks, -1,
+                   loaded_at, 'drift'
+            FROM campaign_daily_metrics WHERE campaign_id = 'campaign_1'
+            """
+        )
+        connection.execute("UPDATE campaign_daily_metrics SET impressions = -5 WHERE campaign_id = 'campaign_3'")
+
+    profile = warehouse.profile_partition(ACCOUNT, DAY)
+
+    assert profile.rows == 6
+    assert profile.duplicated == OffendingCampaigns(count=1, sample=("campaign_2",))
+    assert profile.negative_metrics == OffendingCampaigns(count=2, sample=("campaign_3", "campaign_4"))
+    # campaign_3: 30 clicks against -5 impressions.
+    assert profile.over_clicked == OffendingCampaigns(count=1, sample=("campaign_3",))
