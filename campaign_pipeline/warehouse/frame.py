@@ -191,12 +191,16 @@ class CampaignFrameBuilder:
         Raises:
             CampaignRecordError: A field is missing or has the wrong type.
         """
-        columns = self._columns
-        for record in records:
-            campaign_id = _convert("?", "id", record, _text)
-            columns["campaign_id"].append(campaign_id)
-            for field, converter in _FIELD_CONVERTERS.items():
-                columns[field].append(_convert(campaign_id, field, record, converter))
+        converted = _convert_exact_records(records)
+        if converted is None:
+            converted = {name: [] for name in self._columns}
+            for record in records:
+                campaign_id = _convert("?", "id", record, _text)
+                converted["campaign_id"].append(campaign_id)
+                for field, converter in _FIELD_CONVERTERS.items():
+                    converted[field].append(_convert(campaign_id, field, record, converter))
+        for name, values in converted.items():
+            self._columns[name].extend(values)
 
     def frame(self) -> pd.DataFrame:
         """Return the frame of every record added so far, in the order they were added."""
@@ -376,6 +380,35 @@ def _describe_row(ids: pd.Series, position: int) -> str:
     if len(text) > _SHOWN_ID_LENGTH:
         return repr(text[:_SHOWN_ID_LENGTH]) + "..."
     return text if text.isprintable() and "," not in text else repr(text)
+
+
+def _convert_exact_records(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]] | None:
+    """Convert records whose fields all have the JSON types the contract names, a column at a time.
+
+    The platform's records normally do (the client checked their types), and a
+    column at a time takes half the time of a record at a time. Returns None
+    when any field is missing or of another type or fails to convert, so that
+    the per-record conversion can name the campaign and the field.
+    """
+    try:
+        columns = {
+            name: [record[field] for record in records]
+            for name, field in (("campaign_id", "id"), *((field, field) for field in _FIELD_CONVERTERS))
+        }
+    except (KeyError, TypeError):
+        return None
+    text = (columns["campaign_id"], columns["name"], columns["status"], columns["created_at"])
+    if not all(type(value) is str for column in text for value in column):
+        return None
+    counts = (columns[name] for name in METRIC_COLUMNS)
+    if not all(type(value) is int and -_INT64_LIMIT <= value < _INT64_LIMIT for column in counts for value in column):
+        return None
+    try:
+        columns["budget"] = [_budget(value) for value in columns["budget"]]
+        columns["created_at"] = [_timestamp(value) for value in columns["created_at"]]
+    except (TypeError, ValueError):
+        return None
+    return columns
 
 
 def _convert(campaign_id: str, field: str, record: Mapping[str, Any], converter: Callable[[Any], Any]) -> Any:

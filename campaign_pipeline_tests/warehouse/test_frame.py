@@ -98,6 +98,16 @@ def test_a_frame_built_page_by_page_equals_one_built_at_once() -> None:
     assert dict(frame.dtypes) == dict(CAMPAIGN_FRAME_DTYPES)
 
 
+def test_a_page_with_loosely_typed_fields_converts_to_the_same_values_as_exact_json_types() -> None:
+    exact = campaigns_to_frame([record(1), record(2)], account_id=ACCOUNT, day=DAY)
+
+    # A whole float count and a budget as text are accepted, one record at a time.
+    loose = campaigns_to_frame([record(1), record(2, impressions=4471.0, budget="1100")], account_id=ACCOUNT, day=DAY)
+
+    pd.testing.assert_frame_equal(loose, exact, check_exact=True)
+    assert type(loose["impressions"].iloc[1]) is np.int64
+
+
 def test_a_bad_record_fails_the_page_that_brings_it() -> None:
     builder = CampaignFrameBuilder(account_id=ACCOUNT, day=DAY)
     builder.add([record(1)])
