@@ -29,7 +29,7 @@ from psycopg.copy import QueuedLibpqWriter
 from psycopg_pool import ConnectionPool
 
 from campaign_pipeline.settings import redact_url
-from campaign_pipeline.warehouse.copy_data import csv_copy_chunks
+from campaign_pipeline.warehouse.copy_data import binary_copy_chunks
 from campaign_pipeline.warehouse.frame import empty_campaign_frame, frame_from_arrow, frame_to_arrow
 from campaign_pipeline.warehouse.migrate import apply_migrations, load_migrations
 from campaign_pipeline.warehouse.transactions import TransactionRunner
@@ -59,11 +59,10 @@ _CREATE_STAGING = """
         impressions bigint NOT NULL,
         clicks      bigint NOT NULL,
         conversions bigint NOT NULL,
-        created_at  timestamp NOT NULL
+        created_at  timestamptz NOT NULL
     ) ON COMMIT DROP
 """
 
-# staging.created_at holds UTC wall-clock times; AT TIME ZONE 'UTC' makes them instants.
 _MERGE_CAMPAIGNS = """
     MERGE INTO campaigns AS c
     USING campaign_staging AS s
@@ -72,15 +71,15 @@ _MERGE_CAMPAIGNS = """
         c.attributes_as_of < %(day)s
         OR (c.attributes_as_of = %(day)s
             AND (c.name, c.status, c.budget, c.created_at)
-                IS DISTINCT FROM (s.name, s.status, s.budget, s.created_at AT TIME ZONE 'UTC'))
+                IS DISTINCT FROM (s.name, s.status, s.budget, s.created_at))
     ) THEN
         UPDATE SET name = s.name, status = s.status, budget = s.budget,
-                   created_at = s.created_at AT TIME ZONE 'UTC', attributes_as_of = %(day)s,
+                   created_at = s.created_at, attributes_as_of = %(day)s,
                    loaded_at = now(), loaded_by_run_id = %(run_id)s
     WHEN NOT MATCHED THEN
         INSERT (account_id, campaign_id, name, status, budget, created_at,
                 attributes_as_of, loaded_at, loaded_by_run_id)
-        VALUES (%(account_id)s, s.campaign_id, s.name, s.status, s.budget, s.created_at AT TIME ZONE 'UTC',
+        VALUES (%(account_id)s, s.campaign_id, s.name, s.status, s.budget, s.created_at,
                 %(day)s, now(), %(run_id)s)
 """
 
@@ -720,13 +719,15 @@ class Warehouse:
 
     def _stage(self, connection: psycopg.Connection, staged: pa.Table) -> None:
         connection.execute(_CREATE_STAGING)
-        copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+        # Binary COPY data holds strings as UTF-8 bytes, taken in the client encoding.
+        connection.execute("SELECT set_config('client_encoding', 'UTF8', true)")
+        copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
             sql.Identifier(STAGING_TABLE), sql.SQL(", ").join(map(sql.Identifier, staged.column_names))
         )
         cursor = connection.cursor()
         # The queued writer sends one chunk while the next is being formatted.
         with cursor.copy(copy, writer=QueuedLibpqWriter(cursor)) as stream:
-            for chunk in csv_copy_chunks(staged):
+            for chunk in binary_copy_chunks(staged):
                 stream.write(chunk)
         # No ANALYZE (0.2 s per million rows): the planner sizes the table from its pages,
         # and the merges hash the target's partition either way.

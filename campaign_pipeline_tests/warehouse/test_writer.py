@@ -276,6 +276,20 @@ def test_hostile_strings_are_stored_byte_for_byte(warehouse: Warehouse, warehous
     assert warehouse.replace_partition(ACCOUNT, DAY, frame, run_id="run-2").unchanged == len(HOSTILE_TEXTS)
 
 
+def test_strings_are_stored_byte_for_byte_whatever_the_client_encoding(warehouse_url: str) -> None:
+    parts = urlsplit(warehouse_url)
+    latin1_url = urlunsplit(parts._replace(query="&".join(filter(None, [parts.query, "client_encoding=LATIN1"]))))
+    frame = frame_of(record(1, id="id-1", name="ünï 🚀 中文", status="active"))
+
+    with Warehouse(latin1_url, retry_delay_seconds=0) as latin1_warehouse:
+        latin1_warehouse.migrate()
+        assert latin1_warehouse.replace_partition(ACCOUNT, DAY, frame, run_id="run-1").inserted == 1
+
+    with psycopg.connect(warehouse_url) as connection:
+        stored = connection.execute("SELECT convert_to(name, 'UTF8') FROM campaigns").fetchall()
+    assert stored == [("ünï 🚀 中文".encode("utf-8"),)]
+
+
 def test_a_backfill_of_an_earlier_day_never_reverts_newer_attributes(warehouse: Warehouse, warehouse_url: str) -> None:
     def load(day: date, name: str, budget: int) -> LoadResult:
         frame = frame_of(record(1, name=name, budget=budget), day=day)
