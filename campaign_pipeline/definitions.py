@@ -56,6 +56,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 rate_window_seconds=settings.rate_window_seconds,
                 sync_workers=settings.sync_workers,
                 read_timeout_seconds=settings.read_timeout_seconds,
+                hang_detection_multiplier=settings.hang_detection_multiplier,
                 transient_retries=settings.transient_retries,
                 partition_deadline_seconds=settings.partition_deadline_seconds,
             ),

@@ -10,6 +10,7 @@ resources only as ``dagster.EnvVar`` so that the UI never shows them.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -31,6 +32,7 @@ SYNC_WORKERS = PREFIX + "SYNC_WORKERS"
 # Default sync workers follow the rate limit up to this many threads.
 MAX_DEFAULT_SYNC_WORKERS = 64
 READ_TIMEOUT_SECONDS = PREFIX + "READ_TIMEOUT_SECONDS"
+HANG_DETECTION_MULTIPLIER = PREFIX + "HANG_DETECTION_MULTIPLIER"
 TRANSIENT_RETRIES = PREFIX + "TRANSIENT_RETRIES"
 PARTITION_DEADLINE_SECONDS = PREFIX + "PARTITION_DEADLINE_SECONDS"
 STEP_RETRIES = PREFIX + "STEP_RETRIES"
@@ -61,6 +63,7 @@ class Settings:
     rate_window_seconds: float
     sync_workers: int
     read_timeout_seconds: float
+    hang_detection_multiplier: float | None
     transient_retries: int
     partition_deadline_seconds: float
     step_retries: int
@@ -88,6 +91,7 @@ class Settings:
             # A window's worth of slow syncs in flight at once, so that no window waits on workers.
             sync_workers=_positive_int(env, SYNC_WORKERS, min(rate_limit, MAX_DEFAULT_SYNC_WORKERS)),
             read_timeout_seconds=_positive_float(env, READ_TIMEOUT_SECONDS, 30.0),
+            hang_detection_multiplier=_hang_detection_multiplier(env, HANG_DETECTION_MULTIPLIER, 1.5),
             transient_retries=_non_negative_int(env, TRANSIENT_RETRIES, 8),
             partition_deadline_seconds=_positive_float(env, PARTITION_DEADLINE_SECONDS, 3600.0),
             step_retries=_non_negative_int(env, STEP_RETRIES, 2),
@@ -131,6 +135,21 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number of seconds, not {raw!r}.") from None
     if not value > 0:
         raise SettingsError(f"{name} must be greater than 0, not {raw!r}.")
+    return value
+
+
+def _hang_detection_multiplier(env: Mapping[str, str], name: str, default: float) -> float | None:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    if raw.lower() == "off":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 1):
+        raise SettingsError(f"{name} must be a number greater than 1, or off, not {raw!r}.")
     return value
 
 

@@ -18,6 +18,7 @@ def test_defaults_without_any_variable(tmp_path, monkeypatch):
     assert settings.partition_start_date == date(2026, 1, 1)
     assert settings.lookback_days == 0
     assert settings.sync_workers == 10
+    assert (settings.read_timeout_seconds, settings.hang_detection_multiplier) == (30.0, 1.5)
 
 
 @pytest.mark.parametrize(
@@ -41,6 +42,7 @@ def test_values_are_parsed():
             "CAMPAIGN_PIPELINE_RATE_WINDOW_SECONDS": "1.5",
             "CAMPAIGN_PIPELINE_PARTITION_START_DATE": "2025-06-01",
             "CAMPAIGN_PIPELINE_LOOKBACK_DAYS": "3",
+            "CAMPAIGN_PIPELINE_HANG_DETECTION_MULTIPLIER": "2.5",
         }
     )
     assert settings.home == Path("/srv/cp")
@@ -48,6 +50,11 @@ def test_values_are_parsed():
     assert (settings.rate_limit, settings.rate_window_seconds) == (60, 1.5)
     assert settings.partition_start_date == date(2025, 6, 1)
     assert settings.lookback_days == 3
+    assert settings.hang_detection_multiplier == 2.5
+
+
+def test_hang_detection_can_be_turned_off():
+    assert Settings.from_env({"CAMPAIGN_PIPELINE_HANG_DETECTION_MULTIPLIER": "off"}).hang_detection_multiplier is None
 
 
 @pytest.mark.parametrize(
@@ -59,6 +66,16 @@ def test_values_are_parsed():
             "CAMPAIGN_PIPELINE_RATE_WINDOW_SECONDS",
             "-1",
             "CAMPAIGN_PIPELINE_RATE_WINDOW_SECONDS must be greater than 0, not '-1'.",
+        ),
+        (
+            "CAMPAIGN_PIPELINE_HANG_DETECTION_MULTIPLIER",
+            "1",
+            "CAMPAIGN_PIPELINE_HANG_DETECTION_MULTIPLIER must be a number greater than 1, or off, not '1'.",
+        ),
+        (
+            "CAMPAIGN_PIPELINE_HANG_DETECTION_MULTIPLIER",
+            "fast",
+            "CAMPAIGN_PIPELINE_HANG_DETECTION_MULTIPLIER must be a number greater than 1, or off, not 'fast'.",
         ),
         (
             "CAMPAIGN_PIPELINE_PARTITION_START_DATE",

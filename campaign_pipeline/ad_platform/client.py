@@ -44,6 +44,7 @@ from campaign_pipeline.ad_platform.errors import (
     PaginationError,
     RetryBudgetExhausted,
 )
+from campaign_pipeline.ad_platform.hangs import HangDetector, ReadTimeout
 from campaign_pipeline.ad_platform.limiter import Admission, RateLimiter, SlidingWindowLimiter, SlotWaitTooLong
 from campaign_pipeline.ad_platform.pagination import (
     CampaignPage,
@@ -178,6 +179,13 @@ class AdPlatformClient:
         self.config = config
         self.stats = ClientStats()
         self._arrivals = ArrivalEstimator(horizon_seconds=config.rate_window_seconds)
+        self._hangs = (
+            HangDetector(
+                multiplier=config.hang_detection_multiplier, floor_seconds=config.hang_detection_floor_seconds
+            )
+            if config.hang_detection_multiplier is not None
+            else None
+        )
         self._clock = clock
         self._injected_sleep = sleep
         self._rng = rng or random.Random()
@@ -528,9 +536,11 @@ class AdPlatformClient:
         if seconds_left <= 0:
             raise self._deadline_error(f"about to send {call.description}")
         data = json.dumps(call.body).encode() if call.body is not None else None
+        read_timeout = self._read_timeout(call, min(self.config.read_timeout_seconds, seconds_left))
         if admission is not None:
             admission = self._confirm_slot(call, admission)
             sent_at = admission.clock()
+        started = self._clock()
         try:
             response = self._session.request(
                 call.method,
@@ -539,12 +549,17 @@ class AdPlatformClient:
                 data=data,
                 headers={"Content-Type": "application/json"} if data is not None else None,
                 auth=auth,
-                timeout=(self.config.connect_timeout_seconds, min(self.config.read_timeout_seconds, seconds_left)),
+                timeout=(self.config.connect_timeout_seconds, read_timeout.seconds),
                 allow_redirects=False,
             )
         except requests.RequestException as error:
             if admission is not None:
                 self._date_slot(admission, self._arrivals.unanswered(sent_at, admission.clock()))
+            early = read_timeout.early and isinstance(error, requests.ReadTimeout)
+            if self._hangs is not None:
+                self._hangs.ended(call.endpoint, early_timeout=early)
+            if early:
+                self.stats.record_early_hang()
             self.stats.record_request(
                 call.endpoint, _failure_label(error), bytes_sent=len(data or b""), bytes_received=0
             )
@@ -552,6 +567,11 @@ class AdPlatformClient:
                 raise self._deadline_error(f"waiting for the answer to {call.description}") from None
             return classify_exception(error)
         body = response.content
+        if self._hangs is not None:
+            if 200 <= response.status_code < 300:
+                self._hangs.answered(call.endpoint, self._clock() - started)
+            else:
+                self._hangs.ended(call.endpoint, early_timeout=False)
         if admission is not None:
             # Keyed by status too: a quick 503 says nothing about the time a successful sync takes after counting.
             answer_kind = f"{call.endpoint} {response.status_code}"
@@ -560,6 +580,12 @@ class AdPlatformClient:
             call.endpoint, str(response.status_code), bytes_sent=len(data or b""), bytes_received=len(body)
         )
         return classify_response(response.status_code, response.headers, body, now=datetime.now(UTC))
+
+    def _read_timeout(self, call: _Call, configured_seconds: float) -> ReadTimeout:
+        """Return the read timeout of the next attempt: learned from the endpoint's answers when hangs are detected."""
+        if self._hangs is None:
+            return ReadTimeout(configured_seconds, early=False)
+        return self._hangs.read_timeout(call.endpoint, configured_seconds)
 
     def _on_retry(self, call: _Call, outcome: Outcome, decision: Decision, attempt: int) -> None:
         self.stats.record_retry(decision.retry_class.value, decision.sleep_seconds)

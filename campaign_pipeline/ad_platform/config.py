@@ -30,6 +30,11 @@ class ClientConfig:
         connect_timeout_seconds: Longest wait for a TCP connection.
         read_timeout_seconds: Longest silence while waiting for an answer; this
             is what detects a hung request, so it must exceed the 2 s sync.
+        hang_detection_multiplier: Once an endpoint has answered a few times,
+            its requests wait this many times its slowest recent successful
+            answer (at most ``read_timeout_seconds``) before they count as hung
+            (see :mod:`.hangs`); ``None`` always waits ``read_timeout_seconds``.
+        hang_detection_floor_seconds: Shortest wait that hang detection sets.
         page_size: Campaigns asked for per page (the largest the platform accepts).
         max_pages: Pages after which a list that still has more is declared endless.
         rate_limit: Requests the platform admits per account per window.
@@ -57,6 +62,8 @@ class ClientConfig:
 
     connect_timeout_seconds: float = 5.0
     read_timeout_seconds: float = 30.0
+    hang_detection_multiplier: float | None = 1.5
+    hang_detection_floor_seconds: float = 2.0
     page_size: int = 100
     max_pages: int = 1000
     rate_limit: int = 10
@@ -79,11 +86,20 @@ class ClientConfig:
             value = getattr(self, item.name)
             if isinstance(value, RetryBudget):
                 _check_budget(item.name, value)
+            elif item.name == "hang_detection_multiplier":
+                continue
             elif isinstance(value, int) and not isinstance(value, bool):
                 if value < 1:
                     raise ValueError(f"ClientConfig.{item.name} must be at least 1, not {value}.")
             elif isinstance(value, float):
                 _check_seconds(item.name, value, allow_zero=item.name == "limiter_safety_margin_seconds")
+        if self.hang_detection_multiplier is not None and not (
+            math.isfinite(self.hang_detection_multiplier) and self.hang_detection_multiplier > 1
+        ):
+            raise ValueError(
+                "ClientConfig.hang_detection_multiplier must be a number greater than 1 or None, "
+                f"not {self.hang_detection_multiplier}."
+            )
         if self.read_timeout_seconds > self.call_deadline_seconds:
             raise ValueError(
                 "ClientConfig.read_timeout_seconds must not exceed call_deadline_seconds "

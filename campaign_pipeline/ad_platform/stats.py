@@ -58,6 +58,11 @@ class ClientStats:
         with self._lock:
             self._counts["limiter_lapses"] += 1
 
+    def record_early_hang(self) -> None:
+        """Count one request taken for hung before the configured read timeout (see ``hangs.py``)."""
+        with self._lock:
+            self._counts["hangs_detected_early"] += 1
+
     def record_token_fetch(self) -> None:
         """Count one token obtained from the platform."""
         with self._lock:
@@ -97,6 +102,7 @@ class ClientStats:
                 "limiter_restamps": self._counts["limiter_restamps"],
                 "limiter_lapses": self._counts["limiter_lapses"],
                 "limiter_redates": self._counts["limiter_redates"],
+                "hangs_detected_early": self._counts["hangs_detected_early"],
                 "backoff_wait_seconds": round(self._seconds["backoff_wait_seconds"], 3),
                 "bytes_sent": self._counts["bytes_sent"],
                 "bytes_received": self._counts["bytes_received"],

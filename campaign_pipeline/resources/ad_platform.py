@@ -67,6 +67,15 @@ class AdPlatformResource(dg.ConfigurableResource):
     read_timeout_seconds: float = Field(
         default=DEFAULTS.read_timeout_seconds, gt=0, description="Silence after which a request counts as hung."
     )
+    hang_detection_multiplier: float | None = Field(
+        default=DEFAULTS.hang_detection_multiplier,
+        gt=1,
+        description="Requests wait this many times their endpoint's slowest recent answer before they count as "
+        "hung (at most read_timeout_seconds); None: always read_timeout_seconds.",
+    )
+    hang_detection_floor_seconds: float = Field(
+        default=DEFAULTS.hang_detection_floor_seconds, gt=0, description="Shortest wait that hang detection sets."
+    )
     call_deadline_seconds: float = Field(
         default=DEFAULTS.call_deadline_seconds, gt=0, description="Longest one request may take across its retries."
     )
@@ -111,6 +120,8 @@ class AdPlatformResource(dg.ConfigurableResource):
         return ClientConfig(
             connect_timeout_seconds=self.connect_timeout_seconds,
             read_timeout_seconds=self.read_timeout_seconds,
+            hang_detection_multiplier=self.hang_detection_multiplier,
+            hang_detection_floor_seconds=self.hang_detection_floor_seconds,
             page_size=self.page_size,
             rate_limit=self.rate_limit,
             rate_window_seconds=self.rate_window_seconds,

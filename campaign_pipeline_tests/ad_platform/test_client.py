@@ -226,6 +226,57 @@ class TestSync:
         assert api.counters()["total_requests"] == 0
 
 
+class TestHangDetection:
+    """Sequential syncs (one worker), so that the order of attempts, and so every figure, is exact."""
+
+    LEARNING = {"read_timeout_seconds": 5.0, "hang_detection_floor_seconds": 0.1, "sync_workers": 1}
+
+    def test_a_hung_sync_is_given_up_after_the_learned_timeout_not_the_configured_one(self, api: MockApiServer) -> None:
+        api.set_faults({"sync_latency_seconds": 0.02})
+        with make_client(api, **self.LEARNING) as client:
+            assert client.sync_campaigns([f"campaign_{n}" for n in range(1, 11)]).failed == {}
+            api.set_faults({"sync": {"hang_rate": 0.2}})
+            ids = [f"campaign_{n}" for n in range(11, 51)]
+            started = time.monotonic()
+            report = client.sync_campaigns(ids)
+            seconds = time.monotonic() - started
+            stats = client.stats.as_metadata()
+        hangs = api.counters()["hangs"]
+        assert sorted(report.synced) == sorted(ids) and report.failed == {}
+        assert hangs > 0
+        assert stats["hangs_detected_early"] == hangs
+        assert stats["requests_by_endpoint"]["POST /api/campaigns/{id}/sync"] == {"200": 50, "read_timeout": hangs}
+        # Each hang cost the learned 0.1 s, where one configured timeout alone is 5 s.
+        assert seconds < 5.0
+
+    def test_a_platform_that_slows_down_is_waited_for_again_after_five_early_timeouts(self, api: MockApiServer) -> None:
+        api.set_faults({"sync_latency_seconds": 0.02})
+        with make_client(api, **self.LEARNING) as client:
+            client.sync_campaigns([f"campaign_{n}" for n in range(1, 11)])
+            api.set_faults({"sync_latency_seconds": 0.2})
+            ids = [f"campaign_{n}" for n in range(11, 21)]
+            report = client.sync_campaigns(ids)
+            stats = client.stats.as_metadata()
+        # campaign_11 timed out at the learned 0.1 s five times; then the endpoint waited the configured
+        # timeout again, learned the 0.2 s answers, and nothing else timed out.
+        assert sorted(report.synced) == sorted(ids) and report.failed == {}
+        assert report.attempts == {"campaign_11": 6} | {campaign_id: 1 for campaign_id in ids[1:]}
+        assert stats["hangs_detected_early"] == 5
+        # The platform still answered the five it was slow on, after the client had stopped waiting.
+        assert server_requests(api, "sync") == {"200": 25}
+        assert api.counters()["hangs"] == 0
+
+    def test_hang_detection_can_be_turned_off(self, api: MockApiServer) -> None:
+        api.set_faults({"sync_latency_seconds": 0.02})
+        with make_client(api, **self.LEARNING, hang_detection_multiplier=None) as client:
+            client.sync_campaigns([f"campaign_{n}" for n in range(1, 11)])
+            api.set_faults({"sync_latency_seconds": 0.3})
+            report = client.sync_campaigns(["campaign_11"])
+            stats = client.stats.as_metadata()
+        assert report.attempts == {"campaign_11": 1}
+        assert stats["hangs_detected_early"] == 0
+
+
 class TestRetries:
     def test_503s_are_retried_with_capped_backoff_until_the_budget_ends(self, api: MockApiServer) -> None:
         api.set_faults({"list": {"error_rate": 1.0}})

@@ -20,6 +20,18 @@ def test_default_retry_after_can_be_set() -> None:
     ("settings", "message"),
     [
         ({"rate_limit": 0}, "ClientConfig.rate_limit must be at least 1, not 0."),
+        (
+            {"hang_detection_multiplier": 1.0},
+            "ClientConfig.hang_detection_multiplier must be a number greater than 1 or None, not 1.0.",
+        ),
+        (
+            {"hang_detection_multiplier": float("nan")},
+            "ClientConfig.hang_detection_multiplier must be a number greater than 1 or None, not nan.",
+        ),
+        (
+            {"hang_detection_floor_seconds": 0.0},
+            "ClientConfig.hang_detection_floor_seconds must be a finite number of seconds, more than 0",
+        ),
         ({"sync_workers": -1}, "ClientConfig.sync_workers must be at least 1, not -1."),
         (
             {"read_timeout_seconds": 0.0},

@@ -30,6 +30,7 @@ def test_metadata_counts_requests_retries_waits_and_tokens() -> None:
     stats.record_limiter_redate()
     stats.record_limiter_redate()
     stats.record_limiter_redate()
+    stats.record_early_hang()
     stats.record_token_fetch()
     stats.record_call(3, succeeded=True)
     stats.record_call(1, succeeded=False)
@@ -52,6 +53,7 @@ def test_metadata_counts_requests_retries_waits_and_tokens() -> None:
         "limiter_restamps": 1,
         "limiter_lapses": 2,
         "limiter_redates": 3,
+        "hangs_detected_early": 1,
         "backoff_wait_seconds": 1.75,
         "bytes_sent": 60,
         "bytes_received": 1170,
