@@ -44,7 +44,7 @@ from campaign_pipeline.ad_platform.errors import (
     PaginationError,
     RetryBudgetExhausted,
 )
-from campaign_pipeline.ad_platform.hangs import HangDetector, ReadTimeout
+from campaign_pipeline.ad_platform.hangs import EARLY_TIMEOUTS_IN_A_ROW, HangDetector, ReadTimeout
 from campaign_pipeline.ad_platform.limiter import Admission, RateLimiter, SlidingWindowLimiter, SlotWaitTooLong
 from campaign_pipeline.ad_platform.pagination import (
     CampaignPage,
@@ -99,6 +99,7 @@ class _Call:
     body: dict[str, Any] | None = None
     authenticated: bool = True
     attempts: int = field(default=0)
+    early_timeouts_in_a_row: int = field(default=0)
 
 
 class _SyncCancelled(Exception):
@@ -556,6 +557,7 @@ class AdPlatformClient:
             if admission is not None:
                 self._date_slot(admission, self._arrivals.unanswered(sent_at, admission.clock()))
             early = read_timeout.early and isinstance(error, requests.ReadTimeout)
+            call.early_timeouts_in_a_row = call.early_timeouts_in_a_row + 1 if early else 0
             if self._hangs is not None:
                 self._hangs.ended(call.endpoint, early_timeout=early)
             if early:
@@ -567,6 +569,7 @@ class AdPlatformClient:
                 raise self._deadline_error(f"waiting for the answer to {call.description}") from None
             return classify_exception(error)
         body = response.content
+        call.early_timeouts_in_a_row = 0
         if self._hangs is not None:
             if 200 <= response.status_code < 300:
                 self._hangs.answered(call.endpoint, self._clock() - started)
@@ -583,7 +586,7 @@ class AdPlatformClient:
 
     def _read_timeout(self, call: _Call, configured_seconds: float) -> ReadTimeout:
         """Return the read timeout of the next attempt: learned from the endpoint's answers when hangs are detected."""
-        if self._hangs is None:
+        if self._hangs is None or call.early_timeouts_in_a_row >= EARLY_TIMEOUTS_IN_A_ROW:
             return ReadTimeout(configured_seconds, early=False)
         return self._hangs.read_timeout(call.endpoint, configured_seconds)
 

@@ -10,10 +10,15 @@ So each endpoint's successful answers are remembered, and once a few have
 been seen a request of that endpoint is given ``multiplier`` times the
 slowest of the recent ones (never less than a floor, never more than the
 configured timeout). An answer slower than that is taken for a hang and
-retried like one. If the platform slows down as a whole, most requests end
-this way; when they make up half of an endpoint's recent attempts, the
-endpoint goes back to the configured timeout, so that the slower answers are
-seen and learned, and a slowdown costs one round of retries, not the call.
+retried like one. If the platform slows down as a whole, every request ends
+this way, and two rules bring back the configured timeout so that the slower
+answers are seen and learned: a call whose last attempts all ended early
+waits the configured timeout on its next one (the client counts them, see
+:data:`EARLY_TIMEOUTS_IN_A_ROW`), and an endpoint whose recent attempts ended
+early half of the time waits it on all of them. A slowdown costs a few
+retries, never the call. The endpoint rule looks at many attempts, because
+the last few of an account-day are mostly the retries of its unluckiest
+campaigns, which may well all hang.
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ from collections import deque
 from dataclasses import dataclass
 
 ANSWERS_REMEMBERED = 32
-ATTEMPTS_REMEMBERED = 10
+ATTEMPTS_REMEMBERED = 30
 # Early timeouts among an endpoint's recent attempts at which it waits the configured timeout again.
 SUSPICIOUS_SHARE = 0.5
+# Early timeouts of one call in a row after which its next attempt waits the configured timeout.
+EARLY_TIMEOUTS_IN_A_ROW = 3
 
 
 @dataclass(frozen=True)

@@ -249,7 +249,9 @@ class TestHangDetection:
         # Each hang cost the learned 0.1 s, where one configured timeout alone is 5 s.
         assert seconds < 5.0
 
-    def test_a_platform_that_slows_down_is_waited_for_again_after_five_early_timeouts(self, api: MockApiServer) -> None:
+    def test_a_call_that_timed_out_early_three_times_in_a_row_waits_the_configured_timeout(
+        self, api: MockApiServer
+    ) -> None:
         api.set_faults({"sync_latency_seconds": 0.02})
         with make_client(api, **self.LEARNING) as client:
             client.sync_campaigns([f"campaign_{n}" for n in range(1, 11)])
@@ -257,13 +259,13 @@ class TestHangDetection:
             ids = [f"campaign_{n}" for n in range(11, 21)]
             report = client.sync_campaigns(ids)
             stats = client.stats.as_metadata()
-        # campaign_11 timed out at the learned 0.1 s five times; then the endpoint waited the configured
-        # timeout again, learned the 0.2 s answers, and nothing else timed out.
+        # The platform slowed down: campaign_11 timed out at the learned 0.1 s three times, then waited the
+        # configured timeout, which taught the endpoint the 0.2 s answers; nothing else timed out.
         assert sorted(report.synced) == sorted(ids) and report.failed == {}
-        assert report.attempts == {"campaign_11": 6} | {campaign_id: 1 for campaign_id in ids[1:]}
-        assert stats["hangs_detected_early"] == 5
-        # The platform still answered the five it was slow on, after the client had stopped waiting.
-        assert server_requests(api, "sync") == {"200": 25}
+        assert report.attempts == {"campaign_11": 4} | {campaign_id: 1 for campaign_id in ids[1:]}
+        assert stats["hangs_detected_early"] == 3
+        # The platform still answered the three it was slow on, after the client had stopped waiting.
+        assert server_requests(api, "sync") == {"200": 23}
         assert api.counters()["hangs"] == 0
 
     def test_hang_detection_can_be_turned_off(self, api: MockApiServer) -> None:

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from campaign_pipeline.ad_platform.hangs import ANSWERS_REMEMBERED, HangDetector, ReadTimeout
+from campaign_pipeline.ad_platform.hangs import (
+    ANSWERS_REMEMBERED,
+    ATTEMPTS_REMEMBERED,
+    SUSPICIOUS_SHARE,
+    HangDetector,
+    ReadTimeout,
+)
 
 SYNC = "POST /api/campaigns/{id}/sync"
 LIST = "GET /api/campaigns"
@@ -53,9 +59,10 @@ def test_only_the_recent_answers_count() -> None:
 
 def test_half_of_the_recent_attempts_ended_early_brings_back_the_configured_timeout_until_they_age_out() -> None:
     hangs = detector()
-    for _ in range(5):
+    half = int(ATTEMPTS_REMEMBERED * SUSPICIOUS_SHARE)
+    for _ in range(ATTEMPTS_REMEMBERED - half):
         hangs.answered(SYNC, 2.0)
-    for _ in range(4):
+    for _ in range(half - 1):
         hangs.ended(SYNC, early_timeout=True)
     assert hangs.read_timeout(SYNC, 30.0).early
 
@@ -63,7 +70,7 @@ def test_half_of_the_recent_attempts_ended_early_brings_back_the_configured_time
     assert hangs.read_timeout(SYNC, 30.0) == ReadTimeout(30.0, early=False)
 
     # The platform got slower: the answers waited for teach the new pace, learned once the early ends age out.
-    for _ in range(5):
+    for _ in range(ATTEMPTS_REMEMBERED - half):
         hangs.answered(SYNC, 4.0)
         assert hangs.read_timeout(SYNC, 30.0) == ReadTimeout(30.0, early=False)
     hangs.answered(SYNC, 4.0)
@@ -74,7 +81,7 @@ def test_other_failures_count_as_attempts_that_did_not_end_early() -> None:
     hangs = detector()
     for _ in range(3):
         hangs.answered(SYNC, 1.0)
-    for _ in range(5):
+    for _ in range(ATTEMPTS_REMEMBERED // 2):
         hangs.ended(SYNC, early_timeout=True)
         hangs.ended(SYNC, early_timeout=False)
 
