@@ -16,6 +16,7 @@ _CSV_OPTIONS = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
 _BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
 _BINARY_TRAILER = (-1).to_bytes(2, "big", signed=True)
 _PG_EPOCH_MICROSECONDS = 946_684_800_000_000
+_PG_EPOCH_DAYS = 10_957
 _NBASE = 10_000
 # numeric's base-10000 digits of a decimal: four integer groups (up to 16 digits before
 # the point) and one fractional group (up to 4 places); the server strips zero groups.
@@ -60,8 +61,8 @@ def binary_copy_chunks(table: pa.Table, *, rows_per_chunk: int = ROWS_PER_CHUNK)
     times (1,000,000 staged rows: 0.55 s against 1.0 s for the same rows as CSV). Strings
     travel as their UTF-8 bytes, unescaped; the server takes them in the client encoding,
     which must be UTF8. Supported columns, without nulls: strings, ``int64``, timestamps in
-    microseconds (for ``timestamp`` or ``timestamptz``: the same instant either way) and
-    decimals of at most 16 digits before the point and 4 after (for ``numeric``).
+    microseconds (for ``timestamp`` or ``timestamptz``: the same instant either way), ``date32``
+    and decimals of at most 16 digits before the point and 4 after (for ``numeric``).
 
     Args:
         table: Columns in the order of the ``COPY`` column list.
@@ -88,6 +89,7 @@ def _is_binary_copy_type(data_type: pa.DataType) -> bool:
         pa.types.is_string(data_type)
         or pa.types.is_large_string(data_type)
         or pa.types.is_int64(data_type)
+        or pa.types.is_date32(data_type)
         or (pa.types.is_timestamp(data_type) and data_type.unit == "us")
     )
 
@@ -118,6 +120,9 @@ def _fixed_width_field(column: pa.Array) -> list[np.ndarray]:
     rows = len(column)
     if pa.types.is_decimal(column.type):
         return [np.full(rows, 2 * (4 + _NUMERIC_INTEGER_GROUPS + 1), ">i4"), *_numeric(column)]
+    if pa.types.is_date32(column.type):
+        days = column.cast(pa.int32()).to_numpy() - _PG_EPOCH_DAYS
+        return [np.full(rows, 4, ">i4"), days.astype(">i4")]
     values = column.cast(pa.int64()).to_numpy()
     if pa.types.is_timestamp(column.type):
         values = values - _PG_EPOCH_MICROSECONDS
