@@ -329,6 +329,7 @@ class PostgresSlidingWindowLimiter:
             min_size=1,
             max_size=pool_max_size,
             kwargs={"autocommit": True},
+            configure=_configure_connection,
             open=True,
             name="ad_platform_rate_limit",
         )
@@ -512,6 +513,14 @@ _FUNCTIONS = {
         $$
     """,
 }
+
+
+def _configure_connection(connection: Any) -> None:
+    # An admission is committed without waiting for its WAL to reach disk (0.5 ms a slot
+    # against 0.2 ms here). Other sessions see it at once all the same; only a crash of the
+    # database server can forget the last fraction of a second of admissions, which at
+    # worst costs a 429 that the client obeys. The warehouse's own writes stay synchronous.
+    connection.execute("SET synchronous_commit = off")
 
 
 def _check_limits(limit: int, window_seconds: float, safety_margin_seconds: float) -> None:

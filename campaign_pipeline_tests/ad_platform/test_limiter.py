@@ -333,6 +333,18 @@ class TestPostgresSlidingWindowLimiter:
             thread.join()
         assert errors == []
 
+    def test_admissions_commit_without_waiting_for_the_disk_and_stay_visible_to_other_limiters(
+        self, postgres_limiters
+    ) -> None:
+        first, second = postgres_limiters(limit=1, window_seconds=5.0), postgres_limiters(limit=1, window_seconds=5.0)
+
+        first.admit("acme-retail")
+
+        with first._pool.connection() as connection:
+            assert connection.execute("SHOW synchronous_commit").fetchone() == ("off",)
+        with pytest.raises(SlotWaitTooLong):
+            second.admit("acme-retail", max_wait_seconds=1.0)
+
     def test_repr_shows_no_url(self, postgres_limiters, limiter_url: str) -> None:
         limiter = postgres_limiters(limit=3, window_seconds=1.0)
         assert repr(limiter) == "PostgresSlidingWindowLimiter(limit=3, window_seconds=1)"
