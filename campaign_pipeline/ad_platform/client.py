@@ -100,6 +100,7 @@ class _Call:
     authenticated: bool = True
     attempts: int = field(default=0)
     early_timeouts_in_a_row: int = field(default=0)
+    last_request_seconds: float = field(default=0.0)
 
 
 class _SyncCancelled(Exception):
@@ -484,7 +485,7 @@ class AdPlatformClient:
             self._limiter.defer(self.account_id, wait)
         if outcome.kind is OutcomeKind.FATAL:
             raise FatalResponseError(self.account_id, call.endpoint, outcome.status, outcome.reason)
-        raise RetryableOutcome(outcome)
+        raise RetryableOutcome(outcome, request_seconds=call.last_request_seconds)
 
     def _token_and_slot(self, call: _Call) -> tuple[Token, Admission]:
         """Return the token to send with and a rate-limit slot taken just now.
@@ -554,6 +555,7 @@ class AdPlatformClient:
                 allow_redirects=False,
             )
         except requests.RequestException as error:
+            call.last_request_seconds = self._clock() - started
             if admission is not None:
                 self._date_slot(admission, self._arrivals.unanswered(sent_at, admission.clock()))
             early = read_timeout.early and isinstance(error, requests.ReadTimeout)
@@ -569,6 +571,7 @@ class AdPlatformClient:
                 raise self._deadline_error(f"waiting for the answer to {call.description}") from None
             return classify_exception(error)
         body = response.content
+        call.last_request_seconds = self._clock() - started
         call.early_timeouts_in_a_row = 0
         if self._hangs is not None:
             if 200 <= response.status_code < 300:

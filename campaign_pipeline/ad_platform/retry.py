@@ -42,11 +42,17 @@ RETRY_CLASS_OF_OUTCOME = {
 
 
 class RetryableOutcome(Exception):
-    """Raised by an attempt whose outcome may be retried; carries the outcome."""
+    """Raised by an attempt whose outcome may be retried.
 
-    def __init__(self, outcome: Outcome) -> None:
+    Attributes:
+        outcome: The attempt's outcome.
+        request_seconds: How long its request took, from sending to the answer or the timeout.
+    """
+
+    def __init__(self, outcome: Outcome, *, request_seconds: float = 0.0) -> None:
         super().__init__(outcome.reason)
         self.outcome = outcome
+        self.request_seconds = request_seconds
 
 
 @dataclass(frozen=True)
@@ -108,11 +114,18 @@ class CallRetryPolicy:
             RetryClass.TOKEN: self._config.token_retry,
         }[retry_class]
 
-    def decide(self, outcome: Outcome) -> Decision:
-        """Decide whether to retry after ``outcome``, and charge the retry to its class's budget."""
+    def decide(self, outcome: Outcome, *, request_seconds: float = 0.0) -> Decision:
+        """Decide whether to retry after ``outcome``, and charge the retry to its class's budget.
+
+        A backoff spaces the call's requests: it counts from the failed request's
+        sending, so the request's own ``request_seconds`` are taken off it. A quick
+        503 waits nearly the whole backoff; a request that hung for a read timeout
+        longer than the backoff is retried at once. A wait the platform asked for
+        (``Retry-After``) is waited in full.
+        """
         retry_class = RETRY_CLASS_OF_OUTCOME[outcome.kind]
         retry_number = self._retries[retry_class] + 1
-        wait = self._wait_seconds(retry_class, outcome, retry_number)
+        wait = self._wait_seconds(retry_class, outcome, retry_number, request_seconds)
         served_by_limiter = retry_class is RetryClass.RATE_LIMITED and self._rate_limit_waits_in_limiter
         decision = Decision(retry_class, wait, sleep_seconds=0.0 if served_by_limiter else wait)
         reason = self._reason_to_stop(retry_class, retry_number, wait)
@@ -139,19 +152,22 @@ class CallRetryPolicy:
             return f"waiting {wait:.1f} s more would pass the call deadline of {self._config.call_deadline_seconds:g} s"
         return None
 
-    def _wait_seconds(self, retry_class: RetryClass, outcome: Outcome, retry_number: int) -> float:
+    def _wait_seconds(
+        self, retry_class: RetryClass, outcome: Outcome, retry_number: int, request_seconds: float
+    ) -> float:
         if retry_class is RetryClass.TOKEN:
             return 0.0
         if outcome.wait_seconds is not None:
             return outcome.wait_seconds
         if retry_class is RetryClass.RATE_LIMITED:
             return self._config.rate_limit_default_wait_seconds
-        return full_jitter_backoff(
+        backoff = full_jitter_backoff(
             retry_number,
             base_seconds=self._config.backoff_base_seconds,
             cap_seconds=self._config.backoff_cap_seconds,
             rng=self._rng,
         )
+        return max(0.0, backoff - max(0.0, request_seconds))
 
 
 def run_with_retries(
@@ -179,7 +195,8 @@ def run_with_retries(
             assert state.outcome is not None
             error = state.outcome.exception()
             assert isinstance(error, RetryableOutcome)
-            decisions[state.attempt_number] = (error.outcome, policy.decide(error.outcome))
+            decided = policy.decide(error.outcome, request_seconds=error.request_seconds)
+            decisions[state.attempt_number] = (error.outcome, decided)
         return decisions[state.attempt_number]
 
     def give_up(state: tenacity.RetryCallState) -> NoReturn:

@@ -51,6 +51,23 @@ def test_transient_backoff_doubles_and_is_capped_per_wait() -> None:
     assert waits == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
 
 
+def test_backoff_counts_from_the_failed_requests_sending() -> None:
+    retry = policy(FakeClock(), transient_retry=RetryBudget(retries=6, seconds=1000))
+
+    # Ceilings 1, 2, 4, 8 s: a quick 503 waits nearly all of one, a hang of 3 s what is left, or nothing.
+    waits = [
+        retry.decide(outcome, request_seconds=seconds).sleep_seconds
+        for outcome, seconds in ((UNAVAILABLE, 0.25), (HANG, 3.0), (HANG, 3.0), (HANG, 30.0))
+    ]
+
+    assert waits == [0.75, 0.0, 1.0, 0.0]
+
+
+def test_a_wait_the_platform_asked_for_is_waited_in_full_however_long_the_request_took() -> None:
+    decision = policy(FakeClock(), in_limiter=False).decide(rate_limited(30.0), request_seconds=20.0)
+    assert (decision.wait_seconds, decision.sleep_seconds) == (30.0, 30.0)
+
+
 def test_transient_budget_is_bounded_in_retries() -> None:
     clock = FakeClock()
     retry = policy(clock, transient_retry=RetryBudget(retries=2, seconds=1000))
@@ -143,14 +160,14 @@ def raise_on_give_up(outcome: Outcome, decision: Decision, attempt: int) -> NoRe
 
 def test_loop_retries_until_success_and_sleeps_the_backoff() -> None:
     clock = FakeClock()
-    outcomes = iter([UNAVAILABLE, HANG, rate_limited(20.0), EXPIRED])
+    outcomes = iter([(UNAVAILABLE, 0.0), (HANG, 1.5), (rate_limited(20.0), 0.0), (EXPIRED, 0.0)])
     retried: list[tuple[str, int]] = []
 
     def attempt() -> str:
-        outcome = next(outcomes, None)
+        outcome, request_seconds = next(outcomes, (None, 0.0))
         if outcome is None:
             return "payload"
-        raise RetryableOutcome(outcome)
+        raise RetryableOutcome(outcome, request_seconds=request_seconds)
 
     result = run_with_retries(
         attempt,
@@ -160,7 +177,8 @@ def test_loop_retries_until_success_and_sleeps_the_backoff() -> None:
         on_give_up=raise_on_give_up,
     )
     assert result == "payload"
-    assert clock.sleeps == [1.0, 2.0, 0.0, 0.0]
+    # The hang's 1.5 s count towards the 2 s backoff after it.
+    assert clock.sleeps == [1.0, 0.5, 0.0, 0.0]
     assert retried == [("transient", 1), ("transient", 2), ("rate_limited", 3), ("token", 4)]
 
 
