@@ -12,7 +12,7 @@ import pandas as pd
 
 from campaign_pipeline.accounts import AccountConfigError
 from campaign_pipeline.ad_platform.errors import AdPlatformError, AuthenticationError, is_retriable_error
-from campaign_pipeline.checks import CAMPAIGN_DAILY_METRICS_CHECKS, evaluate_partition_checks
+from campaign_pipeline.checks import CAMPAIGN_DAILY_METRICS_CHECKS, CHECK_SAMPLE_SIZE, evaluate_partition_checks
 from campaign_pipeline.partitions import AccountDay, account_day_from_key
 from campaign_pipeline.resources import AdPlatformResource, WarehouseResource
 from campaign_pipeline.settings import CREDENTIALS
@@ -115,7 +115,9 @@ def build_campaign_assets(
         store.update_progress(account_day.account_id, account_day.day, run_id=context.run.run_id, phase="loaded")
         # The partition is complete: a later rerun is a new sync, not a resumption.
         store.reset_sync_progress(account_day.account_id, account_day.day)
-        profile = store.profile_partition(account_day.account_id, account_day.day, preview_rows=PREVIEW_ROWS)
+        profile = store.profile_partition(
+            account_day.account_id, account_day.day, sample_size=CHECK_SAMPLE_SIZE, preview_rows=PREVIEW_ROWS
+        )
         context.log.info(
             f"{account_day}: loaded {len(campaign_snapshots)} rows "
             f"({result.inserted} inserted, {result.updated} updated, {result.deleted} deleted, "

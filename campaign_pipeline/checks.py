@@ -14,7 +14,8 @@ import dagster as dg
 from campaign_pipeline.warehouse.writer import OffendingCampaigns, PartitionProfile
 
 ASSET = "campaign_daily_metrics"
-SAMPLE = 5
+# Offending campaign ids each check shows.
+CHECK_SAMPLE_SIZE = 5
 
 CAMPAIGN_DAILY_METRICS_CHECKS = [
     dg.AssetCheckSpec(

@@ -575,7 +575,7 @@ class AdPlatformClient:
         call.early_timeouts_in_a_row = 0
         if self._hangs is not None:
             if 200 <= response.status_code < 300:
-                self._hangs.answered(call.endpoint, self._clock() - started)
+                self._hangs.answered(call.endpoint, call.last_request_seconds)
             else:
                 self._hangs.ended(call.endpoint, early_timeout=False)
         if admission is not None:

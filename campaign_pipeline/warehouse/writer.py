@@ -531,7 +531,12 @@ class Warehouse:
             day: The day.
             sample_size: Most offending campaign ids returned per rule.
             preview_rows: Rows of the preview.
+
+        Raises:
+            ValueError: ``sample_size`` is below 1 (the counts come with the sample).
         """
+        if sample_size < 1:
+            raise ValueError(f"sample_size must be at least 1, not {sample_size}.")
         params = {"account_id": account_id, "day": day, "sample": sample_size, "rows": preview_rows}
 
         def profile(connection: psycopg.Connection) -> PartitionProfile:

@@ -580,3 +580,8 @@ def test_profile_finds_duplicates_and_negatives_that_a_drifted_schema_let_in(
     assert profile.negative_metrics == OffendingCampaigns(count=2, sample=("campaign_3", "campaign_4"))
     # campaign_3: 30 clicks against -5 impressions.
     assert profile.over_clicked == OffendingCampaigns(count=1, sample=("campaign_3",))
+
+
+def test_profile_needs_a_sample_of_at_least_one(warehouse: Warehouse) -> None:
+    with pytest.raises(ValueError, match="sample_size must be at least 1, not 0."):
+        warehouse.profile_partition(ACCOUNT, DAY, sample_size=0)
