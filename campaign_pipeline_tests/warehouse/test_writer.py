@@ -154,6 +154,32 @@ def test_a_restated_day_is_rewritten_on_the_pages_it_was_on(warehouse: Warehouse
     assert options == ["fillfactor=50"]
 
 
+def test_the_next_day_rewrites_each_campaign_on_the_page_it_was_on(warehouse: Warehouse, warehouse_url: str) -> None:
+    numbers = range(1, 301)
+    next_day = DAY + timedelta(days=1)
+    warehouse.replace_partition(ACCOUNT, DAY, campaigns(*numbers), run_id="run-1")
+    pages_before = campaign_pages(warehouse_url)
+
+    result = warehouse.replace_partition(
+        ACCOUNT, next_day, frame_of(*(record(number) for number in numbers), day=next_day), run_id="run-2"
+    )
+
+    # Unchanged attributes, but each row now records the newer day it is from.
+    assert result == LoadResult(inserted=300, updated=0, deleted=0, unchanged=0, campaigns_written=300)
+    assert campaign_pages(warehouse_url) == pages_before
+    with psycopg.connect(warehouse_url) as connection:
+        assert connection.execute("SELECT DISTINCT attributes_as_of FROM campaigns").fetchall() == [(next_day,)]
+        options = connection.execute("SELECT reloptions FROM pg_class WHERE oid = 'campaigns'::regclass").fetchone()[0]
+    assert options == ["fillfactor=50"]
+
+
+def campaign_pages(url: str) -> dict[str, int]:
+    """The heap page of each campaign row."""
+    with psycopg.connect(url) as connection:
+        rows = connection.execute("SELECT campaign_id, (ctid::text::point)[0]::integer FROM campaigns").fetchall()
+    return dict(rows)
+
+
 def metric_pages(url: str) -> dict[str, int]:
     """The heap page of each metric row: an update that stays on its page is HOT (no new index entry)."""
     with psycopg.connect(url) as connection:
@@ -486,7 +512,11 @@ def test_one_shared_writer_per_process_url_and_options(warehouse_url: str) -> No
 
 def test_repr_hides_the_password(warehouse_url: str) -> None:
     with Warehouse(url_with_password(warehouse_url, "hunter2")) as warehouse:
-        assert warehouse.migrate() == ["0001_initial_schema", "0002_metrics_fillfactor_50"]
+        assert warehouse.migrate() == [
+            "0001_initial_schema",
+            "0002_metrics_fillfactor_50",
+            "0003_campaigns_fillfactor_50",
+        ]
         assert "hunter2" not in repr(warehouse)
         assert "postgres:***@" in repr(warehouse)
 
