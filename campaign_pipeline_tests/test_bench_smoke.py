@@ -31,6 +31,8 @@ def test_quick_loading_and_simulator_write_a_report_with_every_aim_judged(postgr
     assert set(figures) == {"loading", "simulator"}
     assert figures["loading"]["rows"] == 20_000
     assert figures["loading"]["to_sql"]["rows"] == 2_000
+    assert figures["loading"]["target_copy"]["seconds"] > 0 and figures["loading"]["next_day"]["seconds"] > 0
+    assert "into empty copies of the two tables a load writes" in text
     assert figures["simulator"]["hangs"]["hanging_requests"] == 100
     assert figures["simulator"]["list_cached"]["failures"] == 0
     assert "## 4. Loading" in text and "## 5. The simulator's own rate" in text
