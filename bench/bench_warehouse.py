@@ -17,12 +17,12 @@ end; either way it works in a database it creates and drops. Figures, in rows pe
 - to_sql: ``DataFrame.to_sql(method="multi")`` of a slice (100,000 rows by default).
 
 A CHECKPOINT comes before the upsert's preload and before each raw COPY and target COPY, so that
-no measurement pays for writing out the pages the one before dirtied. None comes between the
-preload and the upsert: the first change of a page after a checkpoint logs the page whole, and
-with one there the upsert took about 1 s more (0.15x of raw COPY instead of 0.19x, one run). The
-next day follows those checkpoints, so it pays that for every campaign page, as a daily load on
-a running server does. Peak memory is the process's peak resident set over the
-whole run.
+no measurement pays for writing out the pages the one before dirtied (the URL's role must be
+allowed CHECKPOINT: a superuser or a member of pg_checkpoint). None comes between the preload
+and the upsert, as in the runs before checkpoints were added; one there, which makes the upsert
+log each page it changes whole the first time, made no difference beyond noise in two A/B pairs.
+The next day follows the checkpoints, as a daily load on a running server does. Peak memory is
+the process's peak resident set over the whole run.
 """
 
 from __future__ import annotations
