@@ -31,7 +31,7 @@ import argparse
 import resource
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -145,14 +145,19 @@ def measure_raw_copy(url: str, frame: pd.DataFrame, *, data_format: str) -> dict
         copy = sql.SQL("COPY {} FROM STDIN (FORMAT {})").format(sql.Identifier(table_name), sql.SQL(data_format))
         started = time.perf_counter()
         table = pa.Table.from_pandas(frame, schema=CAMPAIGN_ARROW_SCHEMA, preserve_index=False)
-        cursor = connection.cursor()
-        with cursor.copy(copy, writer=QueuedLibpqWriter(cursor)) as stream:
-            for chunk in chunks(table):
-                stream.write(chunk)
+        _stream(connection, copy, chunks(table))
         connection.commit()
         seconds = time.perf_counter() - started
         _drop(connection, [table_name])
     return {"seconds": seconds, "rows_per_second": len(frame) / seconds}
+
+
+def _stream(connection: psycopg.Connection, copy: sql.Composed, chunks: Iterable[bytes]) -> None:
+    cursor = connection.cursor()
+    # The queued writer sends one chunk while the next is being formatted, as the writer's staging does.
+    with cursor.copy(copy, writer=QueuedLibpqWriter(cursor)) as stream:
+        for chunk in chunks:
+            stream.write(chunk)
 
 
 def _drop(connection: psycopg.Connection, tables: list[str]) -> None:
@@ -211,10 +216,7 @@ def measure_target_copy(url: str, frame: pd.DataFrame, *, run_id: str = "bench-t
                 [table.column(name) if name in table.column_names else added[name] for name in columns], names=columns
             )
             copy = sql.SQL("COPY {} FROM STDIN (FORMAT binary)").format(sql.Identifier(copy_name))
-            cursor = connection.cursor()
-            with cursor.copy(copy, writer=QueuedLibpqWriter(cursor)) as stream:
-                for chunk in binary_copy_chunks(rows):
-                    stream.write(chunk)
+            _stream(connection, copy, binary_copy_chunks(rows))
         connection.commit()
         seconds = time.perf_counter() - started
         _drop(connection, list(copies.values()))
