@@ -13,7 +13,7 @@ end; either way it works in a database it creates and drops. Figures, in rows pe
   baseline of the ratio;
 - COPY into the target tables: the same N rows, all new, with binary COPY into empty copies of
   ``campaigns`` and ``campaign_daily_metrics`` (their keys, checks and fillfactor), nothing else.
-  Not an aim: it is what this schema costs before any merging, next to which the upsert is judged;
+  No aim: it is what this schema costs before any merging, for reading the upsert's ratio;
 - to_sql: ``DataFrame.to_sql(method="multi")`` of a slice (100,000 rows by default).
 
 A CHECKPOINT comes before the upsert's preload and before each raw COPY and target COPY, so that

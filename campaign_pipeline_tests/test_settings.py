@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from campaign_pipeline.ad_platform.config import ClientConfig
 from campaign_pipeline.settings import Settings, SettingsError, redact_url
 
 
@@ -19,6 +20,11 @@ def test_defaults_without_any_variable(tmp_path, monkeypatch):
     assert settings.lookback_days == 0
     assert settings.sync_workers == 10
     assert (settings.read_timeout_seconds, settings.hang_detection_multiplier) == (30.0, 1.5)
+    # The settings' defaults are the client's own.
+    assert (settings.read_timeout_seconds, settings.hang_detection_multiplier) == (
+        ClientConfig().read_timeout_seconds,
+        ClientConfig().hang_detection_multiplier,
+    )
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,8 @@ def csv_copy_chunks(table: pa.Table, *, rows_per_chunk: int = ROWS_PER_CHUNK) ->
     null (written unquoted and empty) stays NULL; quotes, backslashes, tabs,
     newlines and carriage returns inside a string travel unchanged. Timestamps
     with a time zone are written as UTC wall-clock times without an offset,
-    for a ``timestamp`` column that the SQL turns back into ``timestamptz``.
+    for a ``timestamp`` column. The writer stages :func:`binary_copy_chunks`;
+    this format is the benchmark's CSV baseline of raw COPY.
 
     Args:
         table: Columns in the order of the ``COPY`` column list.
