@@ -146,6 +146,14 @@ def _demo_registry() -> Path:
     return Path(__file__).resolve().parents[1] / "demo" / "accounts.toml"
 
 
+def _command(process: psutil.Process) -> str:
+    """The process's command line, or "" once it has exited: a short-lived child can end between listing and reading."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.NoSuchProcess:  # ZombieProcess is a NoSuchProcess too
+        return ""
+
+
 def test_sigterm_stops_every_account_sync_it_started(make_database, tmp_path):
     env = _clean_env(
         tmp_path / "home",
@@ -165,7 +173,7 @@ def test_sigterm_stops_every_account_sync_it_started(make_database, tmp_path):
             time.sleep(0.5)
             workers = [
                 child for child in psutil.Process(parent.pid).children(recursive=True)
-                if "sync-partition" in " ".join(child.cmdline())
+                if "sync-partition" in _command(child)
             ]
         assert len(workers) == len(DEMO_ACCOUNT_IDS), "the account syncs did not all start"
 

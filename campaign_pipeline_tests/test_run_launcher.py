@@ -59,6 +59,13 @@ def _wait_for(condition: Callable[[], object], what: str, timeout: float = 60.0)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def _exited(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def _ended(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRun | None:
     run = instance.get_run_by_id(run_id)
     return run if run is not None and run.is_finished else None
@@ -81,8 +88,7 @@ def test_a_run_executes_in_a_process_forked_from_the_fork_server(instance: dg.Da
     assert pid != os.getpid()
     assert "multiprocessing.forkserver" in " ".join(psutil.Process(parent_pid).cmdline())
     assert psutil.Process(parent_pid).ppid() == os.getpid()
-    _wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
-              "the run process to exit")
+    _wait_for(lambda: _exited(pid), "the run process to exit")
     assert instance.run_launcher.check_run_worker_health(ended).status == WorkerStatus.SUCCESS
 
 
