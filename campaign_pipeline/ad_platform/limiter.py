@@ -82,7 +82,6 @@ class Admission:
         self.redated = 0
         self._restamp = restamp
         self._restamp_after_seconds = restamp_after_seconds
-        self._clock = clock
         self.clock = clock
 
     def before_send(self) -> bool:
@@ -92,11 +91,11 @@ class Admission:
         admitted one window after the stamp arrive less than a window after
         this one. Past ``restamp_after_seconds`` the slot is stamped with now.
         """
-        if self._clock() - self.taken_at <= self._restamp_after_seconds:
+        if self.clock() - self.taken_at <= self._restamp_after_seconds:
             return True
         if not self._restamp(0.0):
             return False
-        self.taken_at = self._clock()
+        self.taken_at = self.clock()
         self.restamped += 1
         return True
 
@@ -111,7 +110,7 @@ class Admission:
         """
         if moment - self.taken_at <= self._restamp_after_seconds:
             return
-        if self._restamp(max(0.0, self._clock() - moment)):
+        if self._restamp(max(0.0, self.clock() - moment)):
             self.taken_at = moment
             self.redated += 1
 
@@ -187,31 +186,20 @@ class _Restamper:
         return True
 
 
-@dataclass
-class _AccountWindow:
-    admitted: deque[float] = field(default_factory=deque)
-    deferred_until: float | None = None
+class _WindowLimiter:
+    """What both limiters share: their limits, and taking a slot or sleeping until one opens.
 
-
-class SlidingWindowLimiter:
-    """In-process sliding-window limiter, shared by the threads of one process.
-
-    Args:
-        limit: Requests admitted per account per window.
-        window_seconds: Window length in seconds.
-        safety_margin_seconds: Added to the window (see the module docstring).
-        clock: Monotonic clock, injectable for tests.
-        sleep: Sleep function, injectable for tests.
+    A subclass answers :meth:`_try_admit`: admit one request now, or say how long until it can be.
     """
 
     def __init__(
         self,
         limit: int,
         window_seconds: float,
+        safety_margin_seconds: float,
         *,
-        safety_margin_seconds: float = 0.0,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
     ) -> None:
         _check_limits(limit, window_seconds, safety_margin_seconds)
         self.limit = limit
@@ -219,8 +207,6 @@ class SlidingWindowLimiter:
         self.restamp_after_seconds = safety_margin_seconds * RESTAMP_FRACTION_OF_MARGIN
         self._clock = clock
         self._sleep = sleep
-        self._lock = threading.Lock()
-        self._windows: dict[str, _AccountWindow] = {}
 
     def acquire(
         self,
@@ -243,30 +229,72 @@ class SlidingWindowLimiter:
         started = self._clock()
         slept = False
         while True:
-            with self._lock:
-                now = self._clock()
-                window = self._windows.setdefault(account_id, _AccountWindow())
-                while window.admitted and window.admitted[0] <= now - self.window_seconds:
-                    window.admitted.popleft()
-                wait = wait_before_admission(
-                    window.admitted,
-                    now,
-                    limit=self.limit,
-                    window_seconds=self.window_seconds,
-                    deferred_until=window.deferred_until,
+            wait, slot = self._try_admit(account_id)
+            if slot is not None:
+                taken_at, restamp = slot
+                return Admission(
+                    taken_at - started if slept else 0.0,
+                    taken_at,
+                    restamp,
+                    restamp_after_seconds=self.restamp_after_seconds,
+                    clock=self._clock,
                 )
-                if wait <= 0:
-                    window.admitted.append(now)
-                    return Admission(
-                        now - started if slept else 0.0,
-                        now,
-                        _Restamper(lambda stamp, age: self._restamp(window, stamp, age), now),
-                        restamp_after_seconds=self.restamp_after_seconds,
-                        clock=self._clock,
-                    )
-            _check_wait(wait, now - started, max_wait_seconds)
+            _check_wait(wait, self._clock() - started, max_wait_seconds)
             (sleep or self._sleep)(wait)
             slept = True
+
+    def _try_admit(self, account_id: str) -> tuple[float, tuple[float, _Restamper] | None]:
+        """Admit one request now: return (0, (when, on the clock, its restamper)); or (seconds to wait, None)."""
+        raise NotImplementedError
+
+
+@dataclass
+class _AccountWindow:
+    admitted: deque[float] = field(default_factory=deque)
+    deferred_until: float | None = None
+
+
+class SlidingWindowLimiter(_WindowLimiter):
+    """In-process sliding-window limiter, shared by the threads of one process.
+
+    Args:
+        limit: Requests admitted per account per window.
+        window_seconds: Window length in seconds.
+        safety_margin_seconds: Added to the window (see the module docstring).
+        clock: Monotonic clock, injectable for tests.
+        sleep: Sleep function, injectable for tests.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        window_seconds: float,
+        *,
+        safety_margin_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(limit, window_seconds, safety_margin_seconds, clock=clock, sleep=sleep)
+        self._lock = threading.Lock()
+        self._windows: dict[str, _AccountWindow] = {}
+
+    def _try_admit(self, account_id: str) -> tuple[float, tuple[float, _Restamper] | None]:
+        with self._lock:
+            now = self._clock()
+            window = self._windows.setdefault(account_id, _AccountWindow())
+            while window.admitted and window.admitted[0] <= now - self.window_seconds:
+                window.admitted.popleft()
+            wait = wait_before_admission(
+                window.admitted,
+                now,
+                limit=self.limit,
+                window_seconds=self.window_seconds,
+                deferred_until=window.deferred_until,
+            )
+            if wait > 0:
+                return wait, None
+            window.admitted.append(now)
+            return 0.0, (now, _Restamper(lambda stamp, age: self._restamp(window, stamp, age), now))
 
     def _restamp(self, window: _AccountWindow, stamp: float, age: float) -> float | None:
         with self._lock:
@@ -289,7 +317,7 @@ class SlidingWindowLimiter:
         """Nothing to release."""
 
 
-class PostgresSlidingWindowLimiter:
+class PostgresSlidingWindowLimiter(_WindowLimiter):
     """Sliding-window limiter whose window lives in PostgreSQL, shared by every process.
 
     Each admission is a row (account, time from the database clock, so every
@@ -319,11 +347,7 @@ class PostgresSlidingWindowLimiter:
         sleep: Callable[[float], None] = time.sleep,
         pool_max_size: int = POOL_MAX_SIZE,
     ) -> None:
-        _check_limits(limit, window_seconds, safety_margin_seconds)
-        self.limit = limit
-        self.window_seconds = window_seconds + safety_margin_seconds
-        self.restamp_after_seconds = safety_margin_seconds * RESTAMP_FRACTION_OF_MARGIN
-        self._sleep = sleep
+        super().__init__(limit, window_seconds, safety_margin_seconds, clock=time.monotonic, sleep=sleep)
         self._pool = ConnectionPool(
             url,
             min_size=1,
@@ -342,41 +366,6 @@ class PostgresSlidingWindowLimiter:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(limit={self.limit}, window_seconds={self.window_seconds:g})"
 
-    def acquire(
-        self,
-        account_id: str,
-        *,
-        max_wait_seconds: float | None = None,
-        sleep: Callable[[float], None] | None = None,
-    ) -> float:
-        """Take a slot for a request sent at once; return the seconds slept (0 if none)."""
-        return self.admit(account_id, max_wait_seconds=max_wait_seconds, sleep=sleep).waited_seconds
-
-    def admit(
-        self,
-        account_id: str,
-        *,
-        max_wait_seconds: float | None = None,
-        sleep: Callable[[float], None] | None = None,
-    ) -> Admission:
-        """Block until a request of ``account_id`` may be sent; return its slot."""
-        started = time.monotonic()
-        slept = False
-        while True:
-            wait, stamp = self._try_admit(account_id)
-            if stamp is not None:
-                taken_at = time.monotonic()
-                return Admission(
-                    taken_at - started if slept else 0.0,
-                    taken_at,
-                    _Restamper(lambda old, age: self._restamp(account_id, old, age), stamp),
-                    restamp_after_seconds=self.restamp_after_seconds,
-                    clock=time.monotonic,
-                )
-            _check_wait(wait, time.monotonic() - started, max_wait_seconds)
-            (sleep or self._sleep)(wait)
-            slept = True
-
     def defer(self, account_id: str, seconds: float) -> None:
         """Admit no request of ``account_id``, in any process, for ``seconds``."""
         with self._pool.connection() as connection:
@@ -394,15 +383,18 @@ class PostgresSlidingWindowLimiter:
         """Close the connection pool."""
         self._pool.close()
 
-    def _try_admit(self, account_id: str) -> tuple[float, datetime | None]:
-        """Admit one request now and return (0, its stamp), or return (seconds until a slot opens, None)."""
+    def _try_admit(self, account_id: str) -> tuple[float, tuple[float, _Restamper] | None]:
+        # The slot's stamp is the database's clock, the one every process reads.
         with self._pool.connection() as connection:
             row = connection.execute(
                 "SELECT wait_seconds, slot FROM ad_platform_rate_limit.admit_v1(%s::text, %s::integer, %s::float8)",
                 (account_id, self.limit, self.window_seconds),
             ).fetchone()
         assert row is not None
-        return row[0], row[1]
+        wait, stamp = row
+        if stamp is None:
+            return wait, None
+        return 0.0, (self._clock(), _Restamper(lambda old, age: self._restamp(account_id, old, age), stamp))
 
     def _restamp(self, account_id: str, stamp: datetime, age: float) -> datetime | None:
         """Move the admission ``stamp`` to ``age`` seconds before the database's now; None when it left the window."""
