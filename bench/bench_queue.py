@@ -48,7 +48,6 @@ from bench.harness import (
     descendants,
     elapsed,
     max_connections,
-    patched_environ,
     run_timeline,
     state_dir,
     stop_processes,
@@ -56,6 +55,7 @@ from bench.harness import (
 )
 from campaign_pipeline import environment
 from campaign_pipeline import settings as setting_names
+from campaign_pipeline.settings import patched_environ
 from campaign_pipeline.definitions import CAMPAIGN_SYNC_JOB
 from campaign_pipeline.partitions import ACCOUNT_DIMENSION, AccountDay, build_campaign_partitions
 from mock_api.accounts import demo_credentials

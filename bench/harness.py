@@ -105,21 +105,6 @@ def dagster_env(home: Path, dagster_url: str) -> dict[str, str]:
     }
 
 
-@contextlib.contextmanager
-def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
-    """Set ``values`` in ``os.environ`` for the block, then restore what was there."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def run_timeline(instance: Any, run_id: str) -> dict[str, Any]:
     """Return the Unix times of a run's milestones from its record and event log.
 

