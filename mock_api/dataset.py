@@ -12,6 +12,7 @@ import json
 import random
 import re
 import struct
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -140,17 +141,8 @@ def daily_fields(seed: int, account_id: str, number: int, day: date) -> tuple[st
 def campaign_record(seed: int, account_id: str, number: int, day: date) -> dict[str, Any]:
     """Return campaign ``number`` of ``account_id`` as the list endpoint shows it on ``day``."""
     name, _, budget, created_at = campaign_profile(seed, account_id, number)
-    status, impressions, clicks, conversions = daily_fields(seed, account_id, number, day)
-    return {
-        "id": campaign_id(number),
-        "name": name,
-        "status": status,
-        "budget": budget,
-        "impressions": impressions,
-        "clicks": clicks,
-        "conversions": conversions,
-        "created_at": created_at,
-    }
+    status, *metrics = daily_fields(seed, account_id, number, day)
+    return _record(number, name, status, budget, metrics, created_at)
 
 
 @lru_cache(maxsize=65536)
@@ -174,7 +166,14 @@ def campaign_json(seed: int, account_id: str, number: int, day: date) -> str:
 def random_campaign_record(seed: int, account_id: str, number: int, rng: random.Random) -> dict[str, Any]:
     """Return a campaign whose metrics are random on every call, like the upstream simulator's."""
     name, status, budget, created_at = campaign_profile(seed, account_id, number)
-    impressions, clicks, conversions = metrics_for_status("active", (rng.random(), rng.random(), rng.random()))
+    metrics = metrics_for_status("active", (rng.random(), rng.random(), rng.random()))
+    return _record(number, name, status, budget, metrics, created_at)
+
+
+def _record(
+    number: int, name: str, status: str, budget: int | float, metrics: Sequence[int], created_at: str
+) -> dict[str, Any]:
+    impressions, clicks, conversions = metrics
     return {
         "id": campaign_id(number),
         "name": name,
