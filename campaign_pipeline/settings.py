@@ -134,6 +134,8 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number of seconds, not {raw!r}.") from None
+    if not math.isfinite(value):
+        raise SettingsError(f"{name} must be a finite number of seconds, not {raw!r}.")
     if not value > 0:
         raise SettingsError(f"{name} must be greater than 0, not {raw!r}.")
     return value

@@ -75,6 +75,21 @@ def test_hang_detection_can_be_turned_off():
             "CAMPAIGN_PIPELINE_RATE_WINDOW_SECONDS must be greater than 0, not '-1'.",
         ),
         (
+            "CAMPAIGN_PIPELINE_READ_TIMEOUT_SECONDS",
+            "inf",
+            "CAMPAIGN_PIPELINE_READ_TIMEOUT_SECONDS must be a finite number of seconds, not 'inf'.",
+        ),
+        (
+            "CAMPAIGN_PIPELINE_PARTITION_DEADLINE_SECONDS",
+            "1e400",
+            "CAMPAIGN_PIPELINE_PARTITION_DEADLINE_SECONDS must be a finite number of seconds, not '1e400'.",
+        ),
+        (
+            "CAMPAIGN_PIPELINE_RATE_WINDOW_SECONDS",
+            "nan",
+            "CAMPAIGN_PIPELINE_RATE_WINDOW_SECONDS must be a finite number of seconds, not 'nan'.",
+        ),
+        (
             "CAMPAIGN_PIPELINE_HANG_DETECTION_MULTIPLIER",
             "1",
             "CAMPAIGN_PIPELINE_HANG_DETECTION_MULTIPLIER must be a number greater than 1, or off, not '1'.",

@@ -26,6 +26,7 @@ sending.
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 import time
 from collections import deque
@@ -518,10 +519,12 @@ def _configure_connection(connection: Any) -> None:
 def _check_limits(limit: int, window_seconds: float, safety_margin_seconds: float) -> None:
     if limit < 1:
         raise ValueError(f"The rate limit must be at least 1 request per window, not {limit}.")
-    if not window_seconds > 0:
-        raise ValueError(f"The rate window must be longer than 0 s, not {window_seconds}.")
-    if safety_margin_seconds < 0:
-        raise ValueError(f"The limiter's safety margin must not be negative, not {safety_margin_seconds}.")
+    if not (math.isfinite(window_seconds) and window_seconds > 0):
+        raise ValueError(f"The rate window must be a finite number of seconds above 0, not {window_seconds}.")
+    if not (math.isfinite(safety_margin_seconds) and safety_margin_seconds >= 0):
+        raise ValueError(
+            f"The limiter's safety margin must be a finite number of seconds, 0 or more, not {safety_margin_seconds}."
+        )
 
 
 def _check_wait(wait: float, waited: float, max_wait_seconds: float | None) -> None:

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import math
 import threading
 import time
-from datetime import timedelta
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -136,8 +137,11 @@ class TestSlidingWindowLimiter:
         ("limit", "window", "margin", "message"),
         [
             (0, 1.0, 0.0, "rate limit must be at least 1"),
-            (1, 0.0, 0.0, "rate window must be longer than 0 s"),
-            (1, 1.0, -0.1, "safety margin must not be negative"),
+            (1, 0.0, 0.0, r"rate window must be a finite number of seconds above 0, not 0\.0\."),
+            (1, math.inf, 0.0, r"rate window must be a finite number of seconds above 0, not inf\."),
+            (1, math.nan, 0.0, r"rate window must be a finite number of seconds above 0, not nan\."),
+            (1, 1.0, -0.1, r"safety margin must be a finite number of seconds, 0 or more, not -0\.1\."),
+            (1, 1.0, math.inf, r"safety margin must be a finite number of seconds, 0 or more, not inf\."),
         ],
     )
     def test_rejects_bad_settings(self, limit: int, window: float, margin: float, message: str) -> None:
