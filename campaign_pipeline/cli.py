@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from campaign_pipeline.settings import Settings, SettingsError, redact_url
+from campaign_pipeline.settings import PARTITION_START_DATE, Settings, SettingsError, redact_url
 
 EXIT_FAILED = 1
 EXIT_SETUP = 2
@@ -60,7 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
         "CAMPAIGN_PIPELINE_API_URL, a local simulator with demo accounts is started; with no database "
         "URL, the embedded PostgreSQL server. Exits 0 when every account succeeded, 1 otherwise.",
     )
-    run.add_argument("--date", type=_iso_date, help="day to sync, YYYY-MM-DD (default: yesterday, UTC)")
+    run.add_argument(
+        "--date",
+        type=_iso_date,
+        help="day to sync, YYYY-MM-DD, from the partitions' start date to yesterday (default: yesterday, UTC)",
+    )
     run.add_argument("--account", action="append", dest="accounts", metavar="ID", help="only this account (repeatable)")
     run.add_argument("--parallel", type=_positive_int, default=8, help="accounts synced at once (default: 8)")
     run.set_defaults(handler=_run)
@@ -120,7 +124,10 @@ class _AccountRun:
 def _run(args: argparse.Namespace) -> int:
     from campaign_pipeline import environment
 
-    day = args.date or (datetime.now(UTC).date() - timedelta(days=1))
+    today = datetime.now(UTC).date()
+    day = args.date or (today - timedelta(days=1))
+    # Before starting anything: a day without a partition is refused at once, not by each account's run.
+    check_partition_day(day, Settings.from_env().partition_start_date, today=today)
     # Before importing Dagster and pandas: a bad setting is reported in half a second, not three.
     prepared = environment.prepare()
     from dagster import DagsterInstance
@@ -391,6 +398,24 @@ def _db(args: argparse.Namespace) -> int:
     return 0
 
 
+class DayOutOfRangeError(ValueError):
+    """The day asked for has no daily partition."""
+
+
+def check_partition_day(day: date, start: date, *, today: date) -> None:
+    """Refuse a day without a daily partition: before the partitions' start, or not yet over in UTC."""
+    if day < start:
+        raise DayOutOfRangeError(
+            f"--date {day.isoformat()}: the daily partitions start on {start.isoformat()} "
+            f"(set {PARTITION_START_DATE} for earlier days)."
+        )
+    if day >= today:
+        raise DayOutOfRangeError(
+            f"--date {day.isoformat()}: a day has its partition once it is over in UTC; "
+            f"the latest is {(today - timedelta(days=1)).isoformat()}."
+        )
+
+
 def _select_accounts(enabled: list[str], requested: list[str] | None) -> list[str]:
     if not requested:
         return enabled
@@ -407,7 +432,7 @@ def _setup_errors() -> tuple[type[Exception], ...]:
     from campaign_pipeline.database import DatabaseSetupError
     from campaign_pipeline.environment import SetupError
 
-    return (SetupError, SettingsError, AccountConfigError, DatabaseSetupError)
+    return (SetupError, SettingsError, AccountConfigError, DatabaseSetupError, DayOutOfRangeError)
 
 
 def _iso_date(text: str) -> date:

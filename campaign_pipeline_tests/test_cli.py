@@ -9,13 +9,14 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psutil
 import psycopg
 import pytest
 
+from campaign_pipeline.cli import DayOutOfRangeError, check_partition_day
 from mock_api.accounts import DEMO_ACCOUNT_IDS
 from mock_api.dataset import expected_campaigns
 
@@ -128,6 +129,41 @@ def test_bad_setup_is_one_sentence(tmp_path, overrides, expected):
     assert completed.stderr.strip().splitlines() == [completed.stderr.strip()]
     assert completed.stderr.startswith(expected)
     assert "s3cret-pw" not in completed.stderr + completed.stdout
+
+
+def test_run_refuses_a_day_without_a_partition_before_starting_anything(tmp_path):
+    home = tmp_path / "home"
+    env = _clean_env(home, CAMPAIGN_PIPELINE_PARTITION_START_DATE="2026-03-01")
+
+    too_early = _cli("run", "--date", "2026-02-28", env=env, timeout=60)
+    before = datetime.now(UTC).date()
+    tomorrow = before + timedelta(days=1)
+    not_over = _cli("run", "--date", tomorrow.isoformat(), env=env, timeout=60)
+    after = datetime.now(UTC).date()
+
+    assert (too_early.returncode, too_early.stderr) == (
+        2,
+        "campaign-pipeline: --date 2026-02-28: the daily partitions start on 2026-03-01 "
+        "(set CAMPAIGN_PIPELINE_PARTITION_START_DATE for earlier days).\n",
+    )
+    # Midnight UTC may fall between the two clock readings.
+    assert not_over.returncode == 2
+    assert not_over.stderr in {
+        f"campaign-pipeline: --date {tomorrow.isoformat()}: a day has its partition once it is over in UTC; "
+        f"the latest is {(today - timedelta(days=1)).isoformat()}.\n"
+        for today in (before, after)
+    }
+    assert not home.exists(), "nothing is set up for a refused day"
+
+
+def test_the_partitions_days_run_from_the_start_date_to_yesterday():
+    start, today = date(2026, 3, 1), date(2026, 12, 2)
+
+    for day in (start, date(2026, 12, 1)):
+        check_partition_day(day, start, today=today)
+    for day in (date(2026, 2, 28), today):
+        with pytest.raises(DayOutOfRangeError, match=f"^--date {day.isoformat()}: "):
+            check_partition_day(day, start, today=today)
 
 
 def test_dev_refuses_a_port_in_use(tmp_path):
