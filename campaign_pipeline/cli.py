@@ -28,6 +28,8 @@ EXIT_FAILED = 1
 EXIT_SETUP = 2
 EXIT_INTERRUPTED = 130
 POLL_SECONDS = 1.0
+# Accounts named in an error about an unknown one.
+ACCOUNTS_SHOWN = 5
 # How long interrupted account syncs get to stop on their own before they are killed.
 STOP_GRACE_SECONDS = 20.0
 
@@ -361,16 +363,18 @@ def _backfill(args: argparse.Namespace) -> int:
     from campaign_pipeline import environment
     from campaign_pipeline.backfill import failed_partitions, launch_backfill
     from campaign_pipeline.definitions import CAMPAIGN_SYNC_JOB
-    from campaign_pipeline.partitions import build_campaign_partitions
+    from campaign_pipeline.partitions import ACCOUNT_DIMENSION, build_campaign_partitions
     from campaign_pipeline.accounts import validate_account_id
 
     account_id = validate_account_id(args.account) if args.account else None
     prepared = environment.prepare(api=False)
     os.environ.update(prepared.env)
     partitions_def = build_campaign_partitions(prepared.settings.partition_start_date)
+    instance = DagsterInstance.get()
+    if account_id is not None:
+        check_account_partition(account_id, instance.get_dynamic_partitions(ACCOUNT_DIMENSION))
     keys = failed_partitions(
-        DagsterInstance.get(), partitions_def, since=args.since, account_id=account_id,
-        today=datetime.now(UTC).date(),
+        instance, partitions_def, since=args.since, account_id=account_id, today=datetime.now(UTC).date()
     )
     if not keys:
         print("No failed partition matches; nothing to backfill.")
@@ -414,6 +418,19 @@ def check_partition_day(day: date, start: date, *, today: date) -> None:
             f"--date {day.isoformat()}: a day has its partition once it is over in UTC; "
             f"the latest is {(today - timedelta(days=1)).isoformat()}."
         )
+
+
+def check_account_partition(account_id: str, known: list[str]) -> None:
+    """Refuse a backfill filter naming an account that has no partitions: a typo would find nothing."""
+    if account_id in known:
+        return
+    from campaign_pipeline.accounts import AccountConfigError
+
+    if known:
+        listed = ", ".join(sorted(known)[:ACCOUNTS_SHOWN]) + (", ..." if len(known) > ACCOUNTS_SHOWN else "")
+    else:
+        listed = "none yet"
+    raise AccountConfigError(f"--account {account_id}: no account partition of that id (known: {listed}).")
 
 
 def _select_accounts(enabled: list[str], requested: list[str] | None) -> list[str]:

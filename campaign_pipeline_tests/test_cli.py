@@ -16,7 +16,8 @@ import psutil
 import psycopg
 import pytest
 
-from campaign_pipeline.cli import DayOutOfRangeError, check_partition_day
+from campaign_pipeline.accounts import AccountConfigError
+from campaign_pipeline.cli import DayOutOfRangeError, check_account_partition, check_partition_day
 from mock_api.accounts import DEMO_ACCOUNT_IDS
 from mock_api.dataset import expected_campaigns
 
@@ -164,6 +165,37 @@ def test_the_partitions_days_run_from_the_start_date_to_yesterday():
     for day in (date(2026, 2, 28), today):
         with pytest.raises(DayOutOfRangeError, match=f"^--date {day.isoformat()}: "):
             check_partition_day(day, start, today=today)
+
+
+@pytest.mark.parametrize(
+    ("known", "listed"),
+    [
+        ([], "none yet"),
+        (["globex", "acme-retail"], "acme-retail, globex"),
+        ([f"account-{n}" for n in range(7, 0, -1)], "account-1, account-2, account-3, account-4, account-5, ..."),
+    ],
+)
+def test_a_backfill_filter_on_an_account_without_partitions_names_the_known_ones(known, listed):
+    check_account_partition("acme-retail", ["acme-retail"])
+
+    with pytest.raises(AccountConfigError) as raised:
+        check_account_partition("acme-retial", known)
+
+    assert str(raised.value) == f"--account acme-retial: no account partition of that id (known: {listed})."
+
+
+def test_backfill_refuses_an_unknown_account_in_one_sentence(make_database, tmp_path):
+    env = _clean_env(
+        tmp_path / "home",
+        CAMPAIGN_PIPELINE_WAREHOUSE_URL=make_database("clibfwh"),
+        CAMPAIGN_PIPELINE_DAGSTER_STORAGE_URL=make_database("clibfdg"),
+    )
+
+    completed = _cli("backfill", "--failed", "--dry-run", "--account", "acme-retial", env=env, timeout=120)
+
+    assert (completed.returncode, completed.stderr) == (
+        2, "campaign-pipeline: --account acme-retial: no account partition of that id (known: none yet).\n"
+    )
 
 
 def test_dev_refuses_a_port_in_use(tmp_path):
