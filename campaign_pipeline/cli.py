@@ -88,9 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
         "the PostgreSQL storage, with the local simulator when no API URL is set. Stop with Ctrl-C or SIGTERM. "
         "Logs go to $CAMPAIGN_PIPELINE_HOME/logs.",
     )
-    dev.add_argument("--port", type=_positive_int, default=3000, help="webserver port (default: 3000)")
+    dev.add_argument("--port", type=_port, default=3000, help="webserver port (default: 3000)")
     dev.add_argument(
-        "--code-server-port", type=_positive_int, default=4266, help="gRPC code server port (default: 4266)"
+        "--code-server-port", type=_port, default=4266, help="gRPC code server port (default: 4266)"
     )
     dev.set_defaults(handler=_dev)
 
@@ -462,6 +462,12 @@ def _iso_date(text: str) -> date:
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) == 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
     return int(text)
 
 

@@ -198,6 +198,16 @@ def test_backfill_refuses_an_unknown_account_in_one_sentence(make_database, tmp_
     )
 
 
+@pytest.mark.parametrize(("option", "value"), [("--port", "70000"), ("--port", "0"), ("--code-server-port", "http")])
+def test_dev_refuses_a_value_that_is_not_a_port(tmp_path, option, value):
+    completed = _cli("dev", option, value, env=_clean_env(tmp_path / "home"), timeout=60)
+
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines()[-1] == (
+        f"campaign-pipeline dev: error: argument {option}: '{value}' is not a TCP port (1-65535)"
+    )
+
+
 def test_dev_refuses_a_port_in_use(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
