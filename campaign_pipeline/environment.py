@@ -81,6 +81,10 @@ def prepare(environ: dict[str, str] | None = None, *, api: bool = True) -> Prepa
     env = dict(os.environ if environ is None else environ)
     simulator = None
     try:
+        from campaign_pipeline.schedules import check_cron
+
+        # Every run process loads the schedule with the code location: a bad one would fail each of them.
+        check_cron(Settings.from_env(env).schedule_cron)
         if api and not env.get(names.API_URL, "").strip():
             profile = Settings.from_env(env).simulator_profile
             simulator_args, client_env = SIMULATOR_PROFILES[profile]

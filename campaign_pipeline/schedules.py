@@ -9,6 +9,22 @@ import dagster as dg
 
 from campaign_pipeline.accounts import load_registry
 from campaign_pipeline.partitions import ACCOUNT_DIMENSION, AccountDay
+from campaign_pipeline.settings import SCHEDULE_CRON, SettingsError
+
+
+def check_cron(cron: str) -> None:
+    """Raise :class:`SettingsError` naming the variable when Dagster would refuse ``cron`` as a schedule.
+
+    Dagster's own error names neither the variable nor what it expects, and it would come only when
+    the code location loads, in every run's process.
+    """
+    try:
+        dg.ScheduleDefinition(name="cron_check", cron_schedule=cron, job_name="cron_check")
+    except dg.DagsterInvalidDefinitionError:
+        raise SettingsError(
+            f"{SCHEDULE_CRON} must be a cron expression of 5 fields (minute hour day month weekday, "
+            f"e.g. '15 2 * * *') or a macro such as '@daily', not {cron!r}."
+        ) from None
 
 
 def build_daily_schedule(
@@ -26,6 +42,7 @@ def build_daily_schedule(
     account must be both in the registry (enabled) and in the account
     dimension (added by ``account_registry_sensor``).
     """
+    check_cron(cron)
 
     @dg.schedule(
         name="daily_campaign_sync_schedule",

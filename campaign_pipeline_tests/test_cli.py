@@ -119,6 +119,10 @@ def test_second_run_changes_nothing(make_database, tmp_path):
             {"CAMPAIGN_PIPELINE_RATE_LIMIT": "lots"},
             "campaign-pipeline: CAMPAIGN_PIPELINE_RATE_LIMIT must be a whole number, not 'lots'.",
         ),
+        (
+            {"CAMPAIGN_PIPELINE_SCHEDULE_CRON": "at 2am"},
+            "campaign-pipeline: CAMPAIGN_PIPELINE_SCHEDULE_CRON must be a cron expression of 5 fields",
+        ),
     ],
 )
 def test_bad_setup_is_one_sentence(tmp_path, overrides, expected):

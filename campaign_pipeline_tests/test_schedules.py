@@ -3,9 +3,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import dagster as dg
+import pytest
 
 from campaign_pipeline.partitions import AccountDay, build_campaign_partitions
 from campaign_pipeline.schedules import build_daily_schedule, scheduled_account_days
+from campaign_pipeline.settings import SettingsError
 
 
 def _job(start: date):
@@ -62,3 +64,16 @@ def test_tick_skips_when_no_account_is_known(tmp_path):
         result = _tick(defs, instance, datetime(2026, 11, 28, 3, tzinfo=UTC))
     assert result.run_requests == []
     assert result.skip_message == "No enabled account is in the account dimension yet."
+
+
+@pytest.mark.parametrize("cron", ["99 99 * * *", "every day", "0 0 30 2 *", "* * * * * *"])
+def test_a_cron_dagster_refuses_is_a_settings_error_naming_the_variable(tmp_path, cron):
+    _, job = _job(date(2026, 1, 1))
+
+    with pytest.raises(SettingsError) as raised:
+        build_daily_schedule(job, cron=cron, accounts_file=tmp_path / "accounts.toml", start_date=date(2026, 1, 1))
+
+    assert str(raised.value) == (
+        "CAMPAIGN_PIPELINE_SCHEDULE_CRON must be a cron expression of 5 fields (minute hour day month weekday, "
+        f"e.g. '15 2 * * *') or a macro such as '@daily', not {cron!r}."
+    )
