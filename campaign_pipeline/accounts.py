@@ -73,6 +73,14 @@ def load_registry(path: Path) -> list[Account]:
         raise AccountConfigError(
             f"The account registry {path} does not exist (set CAMPAIGN_PIPELINE_ACCOUNTS_FILE)."
         ) from None
+    except UnicodeDecodeError as exc:
+        raise AccountConfigError(
+            f"The account registry {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})."
+        ) from None
+    except OSError as exc:
+        raise AccountConfigError(
+            f"The account registry {path} cannot be read: {exc.strerror or exc} (set CAMPAIGN_PIPELINE_ACCOUNTS_FILE)."
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise AccountConfigError(f"The account registry {path} is not valid TOML: {exc}.") from None
     entries = document.get("accounts", [])

@@ -83,8 +83,10 @@ def prepare(environ: dict[str, str] | None = None, *, api: bool = True) -> Prepa
     try:
         from campaign_pipeline.schedules import check_cron
 
+        early = Settings.from_env(env)
         # Every run process loads the schedule with the code location: a bad one would fail each of them.
-        check_cron(Settings.from_env(env).schedule_cron)
+        check_cron(early.schedule_cron)
+        make_home(early.home)
         if api and not env.get(names.API_URL, "").strip():
             profile = Settings.from_env(env).simulator_profile
             simulator_args, client_env = SIMULATOR_PROFILES[profile]
@@ -112,6 +114,14 @@ def prepare(environ: dict[str, str] | None = None, *, api: bool = True) -> Prepa
     env[DAGSTER_PG_URL] = sqlalchemy_psycopg2_url(databases.dagster_storage)
     env["DAGSTER_HOME"] = str(prepare_dagster_home(settings.home))
     return PreparedEnvironment(settings=settings, databases=databases, env=env, simulator=simulator)
+
+
+def make_home(home: Path) -> None:
+    """Create the state directory, or raise :class:`SetupError` naming the setting."""
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SetupError(f"{names.HOME} {home} cannot be created: {exc.strerror or exc}.") from None
 
 
 def check_accounts(settings: Settings, env: dict[str, str]) -> None:

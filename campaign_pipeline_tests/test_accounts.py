@@ -41,6 +41,21 @@ def test_registry_errors_name_the_place(tmp_path):
         load_registry(tmp_path / "missing.toml")
 
 
+def test_a_registry_that_cannot_be_read_as_text_is_named(tmp_path):
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes('[[accounts]]\nid = "acme"\nname = "Caf\u00e9"\n'.encode("latin-1"))
+
+    with pytest.raises(AccountConfigError) as not_utf8:
+        load_registry(latin1)
+    with pytest.raises(AccountConfigError) as directory:
+        load_registry(tmp_path)
+
+    assert str(not_utf8.value) == f"The account registry {latin1} is not UTF-8 text (byte 0xe9 at offset 36)."
+    assert str(directory.value) == (
+        f"The account registry {tmp_path} cannot be read: Is a directory (set CAMPAIGN_PIPELINE_ACCOUNTS_FILE)."
+    )
+
+
 def test_credentials_parse_and_never_show_the_password():
     credentials = parse_credentials(json.dumps({"acme": {"email": "ops@acme.test", "password": "hunter2-secret"}}))
     assert credentials["acme"].email == "ops@acme.test"

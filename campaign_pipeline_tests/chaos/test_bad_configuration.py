@@ -120,6 +120,18 @@ CASES: dict[str, tuple[Callable[[dict[str, str], str], dict[str, str]], list[str
         "campaign-pipeline: CAMPAIGN_PIPELINE_SIMULATOR_PROFILE must be one of demo, fast, original, chaos, "
         "not 'wild'.",
     ),
+    "an account registry that is a directory": (
+        lambda dbs, api_url: {"CAMPAIGN_PIPELINE_ACCOUNTS_FILE": "/"},
+        ["run"],
+        "campaign-pipeline: The account registry / cannot be read: Is a directory "
+        "(set CAMPAIGN_PIPELINE_ACCOUNTS_FILE).",
+    ),
+    "a state directory that cannot be created": (
+        lambda dbs, api_url: {"CAMPAIGN_PIPELINE_HOME": "/proc/campaign-pipeline-home"},
+        ["run"],
+        "campaign-pipeline: CAMPAIGN_PIPELINE_HOME /proc/campaign-pipeline-home cannot be created: "
+        "No such file or directory.",
+    ),
     "a code-server port already in use": (
         lambda dbs, api_url: {},
         ["dev", "--code-server-port", "{busy}"],
