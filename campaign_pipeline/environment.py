@@ -75,6 +75,9 @@ class PreparedEnvironment:
 def prepare(environ: dict[str, str] | None = None, *, api: bool = True) -> PreparedEnvironment:
     """Prepare databases, the API (unless ``api`` is false) and DAGSTER_HOME; return the environment for Dagster.
 
+    The schedule's cron expression is checked and the state directory created first, before
+    the simulator or a database server starts.
+
     Raises:
         SetupError: with one sentence naming the setting at fault.
     """
@@ -88,13 +91,12 @@ def prepare(environ: dict[str, str] | None = None, *, api: bool = True) -> Prepa
         check_cron(early.schedule_cron)
         make_home(early.home)
         if api and not env.get(names.API_URL, "").strip():
-            profile = Settings.from_env(env).simulator_profile
-            simulator_args, client_env = SIMULATOR_PROFILES[profile]
+            simulator_args, client_env = SIMULATOR_PROFILES[early.simulator_profile]
             env.update({key: value for key, value in client_env.items() if not env.get(key)})
             env.setdefault(names.ACCOUNTS_FILE, str(DEMO_DIR / "accounts.toml"))
             if not env.get(names.CREDENTIALS, "").strip():
                 env[names.CREDENTIALS] = (DEMO_DIR / "credentials.demo.json").read_text(encoding="utf-8")
-            log_path = Settings.from_env(env).home / "logs" / "simulator.log"
+            log_path = early.home / "logs" / "simulator.log"
             simulator, env[names.API_URL] = start_simulator(simulator_args, env, log_path)
         settings = Settings.from_env(env)
         if api:
