@@ -173,6 +173,19 @@ def test_the_next_day_rewrites_each_campaign_on_the_page_it_was_on(warehouse: Wa
     assert options == ["fillfactor=50"]
 
 
+def test_rows_are_written_in_key_order_whatever_the_frame_order(warehouse: Warehouse, warehouse_url: str) -> None:
+    # Byte order, as the keys' COLLATE "C": "campaign_10" < "campaign_9" < "campaign_é" < "campaign_中".
+    ids = [f"campaign_{number}" for number in range(1, 301)] + ["campaign_中", "campaign_é", "Campaign_Z"]
+    frame = frame_of(*(record(1, id=campaign_id) for campaign_id in reversed(ids)))
+
+    warehouse.replace_partition(ACCOUNT, DAY, frame, run_id="run-1")
+
+    with psycopg.connect(warehouse_url) as connection:
+        for table in ("campaigns", "campaign_daily_metrics"):
+            heap_order = [row[0] for row in connection.execute(f"SELECT campaign_id FROM {table} ORDER BY ctid")]
+            assert heap_order == sorted(ids, key=lambda campaign_id: campaign_id.encode()), table
+
+
 def campaign_pages(url: str) -> dict[str, int]:
     """The heap page of each campaign row."""
     with psycopg.connect(url) as connection:
