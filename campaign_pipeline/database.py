@@ -23,7 +23,14 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from campaign_pipeline.settings import DAGSTER_STORAGE_URL, WAREHOUSE_URL, Settings, patched_environ, redact_url
+from campaign_pipeline.settings import (
+    DAGSTER_STORAGE_URL,
+    WAREHOUSE_URL,
+    Settings,
+    patched_environ,
+    redact_message,
+    redact_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +203,8 @@ def check_reachable(url: str, setting: str) -> None:
         with psycopg.connect(url, connect_timeout=10) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # libpq quotes the part of a URL it cannot parse, which can be the password.
+        reason = redact_message(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, url)
         raise DatabaseSetupError(
             f"Cannot connect to the PostgreSQL database of {setting} ({redact_url(url)}): {reason}"
         ) from None

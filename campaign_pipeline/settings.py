@@ -18,6 +18,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from urllib.parse import unquote
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 PREFIX = "CAMPAIGN_PIPELINE_"
 
@@ -100,7 +104,7 @@ class Settings:
             partition_start_date=_date(env, PARTITION_START_DATE, date(2026, 1, 1)),
             schedule_cron=_text(env, SCHEDULE_CRON) or "15 2 * * *",
             lookback_days=_non_negative_int(env, LOOKBACK_DAYS, 0),
-            alert_webhook_url=_http_url(env, ALERT_WEBHOOK_URL),
+            alert_webhook_url=_secret_http_url(env, ALERT_WEBHOOK_URL),
             simulator_profile=_choice(env, SIMULATOR_PROFILE, SIMULATOR_PROFILES),
         )
 
@@ -181,7 +185,22 @@ def _http_url(env: Mapping[str, str], name: str) -> str | None:
         return None
     if not re.match(r"https?://[^/\s]+", raw):
         raise SettingsError(f"{name} must be an http:// or https:// URL, not {redact_url(raw)!r}.")
+    scheme, _, rest = raw.partition("://")
+    if "@" in rest:
+        # Anything before the last "@" may be a password, escaped or not: none of it is shown.
+        raise SettingsError(
+            f"{name} must not carry a user or password (user:password@host), "
+            f"not {scheme + '://***@' + rest.rpartition('@')[2]!r}."
+        )
     return raw.rstrip("/")
+
+
+def _secret_http_url(env: Mapping[str, str], name: str) -> str | None:
+    """An http(s) URL that is a secret as a whole (a webhook's path is often its token): never shown."""
+    raw = _text(env, name)
+    if raw is not None and not re.match(r"https?://[^/\s]+", raw):
+        raise SettingsError(f"{name} must be an http:// or https:// URL (its value is a secret, so not shown).")
+    return raw
 
 
 def _postgres_url(env: Mapping[str, str], name: str) -> str | None:
@@ -193,12 +212,70 @@ def _postgres_url(env: Mapping[str, str], name: str) -> str | None:
             f"{name} must be a PostgreSQL URL such as postgresql://user:password@host:5432/dbname, "
             f"not {redact_url(raw)!r}."
         )
+    problem = postgres_url_problem(raw)
+    if problem is not None:
+        raise SettingsError(f"{name} is not a URL libpq can read ({redact_url(raw)}): {problem}.")
     return raw
 
 
 def redact_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***``, safe to print."""
-    return re.sub(r"(://[^:/@\s]*:)[^@/\s]*@", r"\1***@", url)
+    """Return ``url`` with its passwords replaced by ``***``, safe to print.
+
+    A password can be given as ``user:password@`` or as a ``password=`` query
+    parameter. The first is taken to run to the URL's last ``@``, so that one
+    with an unescaped ``/``, ``?`` or ``@`` is hidden whole: when in doubt, more
+    is hidden, never less.
+    """
+    for start, end in reversed(_password_spans(url)):
+        url = url[:start] + "***" + url[end:]
+    return url
+
+
+def redact_message(message: str, url: str) -> str:
+    """Return ``message``, a driver's error about ``url``, with neither the URL's password nor any piece of it.
+
+    libpq quotes the part of a URL it cannot parse: the whole URL, or one
+    token of it such as the password. Each is replaced by its redacted form;
+    a password also where it stands unquoted, if at least 4 characters long
+    (a shorter one would blank out letters of ordinary words).
+    """
+    message = message.replace(url, redact_url(url))
+    for secret in sorted(_passwords(url), key=len, reverse=True):
+        message = message.replace(f'"{secret}"', '"***"')
+        if len(secret) >= 4:
+            message = message.replace(secret, "***")
+    return message
+
+
+def postgres_url_problem(url: str) -> str | None:
+    """Return why libpq cannot parse ``url`` (redacted, safe to print), or ``None`` if it can."""
+    try:
+        conninfo_to_dict(url)
+    except psycopg.Error as error:
+        return redact_message(str(error).strip() or type(error).__name__, url)
+    return None
+
+
+def _passwords(url: str) -> set[str]:
+    raw = {url[start:end] for start, end in _password_spans(url)} - {""}
+    return raw | {unquote(secret) for secret in raw} - {""}
+
+
+def _password_spans(url: str) -> list[tuple[int, int]]:
+    """Where in ``url`` passwords stand, as sorted ``(start, end)`` ranges that do not overlap."""
+    spans = [match.span(1) for match in re.finditer(r"[?&]password=([^&#]*)", url, re.IGNORECASE)]
+    authority = url.find("://") + 3
+    last_at = url.rfind("@")
+    colon = url.find(":", authority)
+    if authority >= 3 and authority <= colon < last_at:
+        spans.append((colon + 1, last_at))
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 @contextlib.contextmanager

@@ -81,3 +81,16 @@ def test_unreachable_external_database_is_one_sentence(tmp_path):
     assert message.startswith("Cannot connect to the PostgreSQL database of CAMPAIGN_PIPELINE_WAREHOUSE_URL")
     assert "hunter2" not in message
     assert "u:***@127.0.0.1:1" in message
+
+
+def test_a_url_libpq_cannot_parse_is_refused_without_quoting_its_password():
+    # Settings refuse such a URL first; the check itself must not leak it either.
+    url = "postgresql://etl:pa%zzword@127.0.0.1:1/warehouse"
+
+    with pytest.raises(database.DatabaseSetupError) as excinfo:
+        database.check_reachable(url, "CAMPAIGN_PIPELINE_WAREHOUSE_URL")
+
+    assert str(excinfo.value) == (
+        "Cannot connect to the PostgreSQL database of CAMPAIGN_PIPELINE_WAREHOUSE_URL "
+        '(postgresql://etl:***@127.0.0.1:1/warehouse): invalid percent-encoded token: "***"'
+    )

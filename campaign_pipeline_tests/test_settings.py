@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from campaign_pipeline.ad_platform.config import ClientConfig
-from campaign_pipeline.settings import Settings, SettingsError, patched_environ, redact_url
+from campaign_pipeline.settings import Settings, SettingsError, patched_environ, redact_message, redact_url
 
 
 def test_defaults_without_any_variable(tmp_path, monkeypatch):
@@ -110,6 +110,31 @@ def test_hang_detection_can_be_turned_off():
             "CAMPAIGN_PIPELINE_API_URL must be an http:// or https:// URL, not 'ftp://user:***@host'.",
         ),
         (
+            "CAMPAIGN_PIPELINE_API_URL",
+            "https://etl:hun/ter@2@api.example.com/v1",
+            "CAMPAIGN_PIPELINE_API_URL must not carry a user or password (user:password@host), "
+            "not 'https://***@api.example.com/v1'.",
+        ),
+        (
+            "CAMPAIGN_PIPELINE_ALERT_WEBHOOK_URL",
+            "hooks.example.com/T0KEN",
+            "CAMPAIGN_PIPELINE_ALERT_WEBHOOK_URL must be an http:// or https:// URL "
+            "(its value is a secret, so not shown).",
+        ),
+        (
+            "CAMPAIGN_PIPELINE_WAREHOUSE_URL",
+            "postgresql://etl:pa%zzss@db/wh",
+            "CAMPAIGN_PIPELINE_WAREHOUSE_URL is not a URL libpq can read (postgresql://etl:***@db/wh): "
+            'invalid percent-encoded token: "***".',
+        ),
+        (
+            "CAMPAIGN_PIPELINE_DAGSTER_STORAGE_URL",
+            "postgresql://etl:hunter2@[::1/dagster",
+            "CAMPAIGN_PIPELINE_DAGSTER_STORAGE_URL is not a URL libpq can read (postgresql://etl:***@[::1/dagster): "
+            'end of string reached when looking for matching "]" in IPv6 host address in URI: '
+            '"postgresql://etl:***@[::1/dagster".',
+        ),
+        (
             "CAMPAIGN_PIPELINE_WAREHOUSE_URL",
             "mysql://root:secret@db/x",
             "CAMPAIGN_PIPELINE_WAREHOUSE_URL must be a PostgreSQL URL such as "
@@ -127,6 +152,25 @@ def test_redact_url_hides_only_the_password():
     assert redact_url("postgresql://app:s3cr%40t@db:5432/wh") == "postgresql://app:***@db:5432/wh"
     assert redact_url("postgresql://app@db/wh") == "postgresql://app@db/wh"
     assert redact_url("postgresql://postgres:@/db?host=/tmp/x") == "postgresql://postgres:***@/db?host=/tmp/x"
+
+
+def test_redact_url_hides_a_password_however_it_is_given():
+    assert redact_url("postgresql://app@db/wh?password=s3cret&sslmode=require") == (
+        "postgresql://app@db/wh?password=***&sslmode=require"
+    )
+    assert redact_url("postgresql://app:pa/ss@word@db/wh") == "postgresql://app:***@db/wh"
+    # An "@" past the authority might end a password: more is hidden, never less.
+    assert redact_url("postgresql://db:5432/wh?application_name=a@b") == "postgresql://db:***@b"
+
+
+def test_redact_message_removes_every_form_of_the_password():
+    url = "postgresql://app:s3cr%40t@db/wh"
+    message = f'could not parse "{url}": token "s3cr%40t", decoded s3cr@t, short "x"'
+    assert redact_message(message, url) == (
+        'could not parse "postgresql://app:***@db/wh": token "***", decoded ***, short "x"'
+    )
+    assert redact_message('bad token "ab"', "postgresql://app:ab@db/wh") == 'bad token "***"'
+    assert redact_message("about the cable", "postgresql://app:ab@db/wh") == "about the cable"
 
 
 def test_patched_environ_restores_changed_and_absent_variables_even_on_error(monkeypatch):

@@ -29,7 +29,7 @@ from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 from psycopg_pool import ConnectionPool
 
-from campaign_pipeline.settings import redact_url
+from campaign_pipeline.settings import postgres_url_problem, redact_url
 from campaign_pipeline.warehouse.copy_data import binary_copy_chunks
 from campaign_pipeline.warehouse.frame import (
     CAMPAIGN_FRAME_COLUMNS,
@@ -360,6 +360,10 @@ class Warehouse:
     ) -> None:
         if not statement_timeout_seconds > 0:
             raise ValueError(f"statement_timeout_seconds must be greater than 0, not {statement_timeout_seconds}.")
+        # Checked before the pool opens: its workers would log libpq's complaint, which can quote the password.
+        problem = postgres_url_problem(url)
+        if problem is not None:
+            raise ValueError(f"The warehouse URL {redact_url(url)} is not one libpq can read: {problem}.")
         self._url = url
         self._application_name = application_name
         self._statement_timeout_ms = max(1, round(statement_timeout_seconds * 1000))

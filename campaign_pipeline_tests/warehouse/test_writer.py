@@ -96,6 +96,17 @@ def warehouse(warehouse_url: str) -> Iterator[Warehouse]:
         yield opened
 
 
+def test_a_url_libpq_cannot_parse_is_refused_before_the_pool_logs_it(caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(ValueError) as excinfo:
+        Warehouse("postgresql://etl:pa%zzword@127.0.0.1:1/warehouse")
+
+    assert str(excinfo.value) == (
+        "The warehouse URL postgresql://etl:***@127.0.0.1:1/warehouse is not one libpq can read: "
+        'invalid percent-encoded token: "***".'
+    )
+    assert "pa%zzword" not in caplog.text
+
+
 def test_first_load_inserts_every_row_and_reads_back_exactly(warehouse: Warehouse) -> None:
     frame = campaigns(3, 1, 2)
 
