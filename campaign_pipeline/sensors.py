@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -14,6 +15,9 @@ from campaign_pipeline.partitions import ACCOUNT_DIMENSION
 
 WILL_RETRY_TAG = "dagster/will_retry"
 WEBHOOK_TIMEOUT_SECONDS = 10
+# Three tries of at most 10 s, 1 s and 2 s apart, stay well inside a sensor tick's 60 s.
+WEBHOOK_ATTEMPTS = 3
+WEBHOOK_RETRY_DELAY_SECONDS = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +56,10 @@ def build_final_failure_sensor(webhook_url: str | None) -> dg.SensorDefinition:
 
     A failed run that Dagster will retry (tag ``dagster/will_retry``) raises no
     alert; its last retry does. The alert is a JSON log line and, when
-    ``CAMPAIGN_PIPELINE_ALERT_WEBHOOK_URL`` is set, an HTTP POST of the same JSON.
+    ``CAMPAIGN_PIPELINE_ALERT_WEBHOOK_URL`` is set, an HTTP POST of the same JSON
+    (see :func:`post_alert`). An alert the webhook does not take fails the tick,
+    which the sensor's history in the UI shows; Dagster does not evaluate that
+    run again, but the log line stays in the tick's logs.
     """
 
     @dg.run_failure_sensor(name="final_failure_alert_sensor", default_status=dg.DefaultSensorStatus.RUNNING)
@@ -63,11 +70,51 @@ def build_final_failure_sensor(webhook_url: str | None) -> dg.SensorDefinition:
         alert = failure_alert(run, context.failure_event.message)
         context.log.error(json.dumps(alert, sort_keys=True))
         if webhook_url:
-            response = requests.post(webhook_url, json=alert, timeout=WEBHOOK_TIMEOUT_SECONDS)
-            response.raise_for_status()
+            post_alert(webhook_url, alert)
         return None
 
     return final_failure_alert_sensor
+
+
+class AlertDeliveryError(RuntimeError):
+    """The webhook did not take an alert; the message names the run, never the webhook's URL."""
+
+
+def post_alert(
+    webhook_url: str,
+    alert: dict,
+    *,
+    attempts: int = WEBHOOK_ATTEMPTS,
+    retry_delay_seconds: float = WEBHOOK_RETRY_DELAY_SECONDS,
+) -> None:
+    """POST ``alert`` as JSON to ``webhook_url``, trying up to ``attempts`` times.
+
+    A connection error, a timeout, 429 or a 5xx is tried again after
+    ``retry_delay_seconds``, doubled for each next try; another 4xx is final.
+    The URL is a secret (a webhook's path is often its token), so no error
+    quotes it: requests' own messages do.
+
+    Raises:
+        AlertDeliveryError: The webhook did not answer with a 2xx status.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            response = requests.post(webhook_url, json=alert, timeout=WEBHOOK_TIMEOUT_SECONDS)
+        except requests.RequestException as error:
+            reason, retriable = type(error).__name__, True
+        else:
+            if response.ok:
+                return
+            reason = f"HTTP {response.status_code}"
+            retriable = response.status_code == 429 or response.status_code >= 500
+        if not retriable or attempt == attempts:
+            tries = f"{attempt} attempt" + ("s" if attempt > 1 else "")
+            raise AlertDeliveryError(
+                f"CAMPAIGN_PIPELINE_ALERT_WEBHOOK_URL did not take the alert about run {alert['run_id']} "
+                f"({tries}, last: {reason})."
+            )
+        log.warning("The alert webhook answered %s; trying again (attempt %d of %d).", reason, attempt + 1, attempts)
+        time.sleep(retry_delay_seconds * 2 ** (attempt - 1))
 
 
 def failure_alert(run: dg.DagsterRun, message: str | None) -> dict:

@@ -1,13 +1,20 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import pytest
 
-from campaign_pipeline.sensors import build_account_registry_sensor, build_final_failure_sensor
+from campaign_pipeline.sensors import (
+    AlertDeliveryError,
+    build_account_registry_sensor,
+    build_final_failure_sensor,
+    post_alert,
+)
 
 
 def _evaluate_registry_sensor(sensor, instance):
@@ -33,14 +40,27 @@ def test_registry_sensor_adds_new_and_removes_deleted_accounts(tmp_path):
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
 
+SECRET_TOKEN = "T0KEN-s3cret-in-the-path"
+
+
+@dataclass
+class WebhookReceiver:
+    url: str
+    received: list[dict]
+    statuses: list[int]
+
+
 @pytest.fixture
 def webhook_receiver():
+    """A webhook at a secret path; it answers each POST with the next of ``statuses`` (204 when none are left)."""
     received: list[dict] = []
+    statuses: list[int] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
+            self.send_response(statuses.pop(0) if statuses else 204)
+            self.send_header("Content-Length", "0")
             self.end_headers()
 
         def log_message(self, *args):
@@ -49,7 +69,8 @@ def webhook_receiver():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/alerts", received
+    receiver = WebhookReceiver(f"http://127.0.0.1:{server.server_address[1]}/hooks/{SECRET_TOKEN}", received, statuses)
+    yield receiver
     server.shutdown()
 
 
@@ -73,22 +94,64 @@ def _failure_context(instance, tags):
 
 
 def test_final_failure_posts_one_alert(webhook_receiver):
-    url, received = webhook_receiver
-    sensor = build_final_failure_sensor(url)
+    sensor = build_final_failure_sensor(webhook_receiver.url)
     with dg.instance_for_test() as instance:
         context = _failure_context(instance, {"dagster/partition/account": "acme", "dagster/partition/date": "2026-11-27"})
         sensor(context)
-    assert len(received) == 1
-    alert = received[0]
+    assert len(webhook_receiver.received) == 1
+    alert = webhook_receiver.received[0]
     assert alert["event"] == "campaign_pipeline.run_failed"
     assert (alert["job"], alert["account"], alert["date"], alert["attempt"]) == ("broken_job", "acme", "2026-11-27", 1)
     assert alert["run_id"] == context.dagster_run.run_id
 
 
 def test_failure_that_will_be_retried_raises_no_alert(webhook_receiver):
-    url, received = webhook_receiver
-    sensor = build_final_failure_sensor(url)
+    sensor = build_final_failure_sensor(webhook_receiver.url)
     with dg.instance_for_test() as instance:
         result = sensor(_failure_context(instance, {"dagster/will_retry": "true"}))
-    assert received == []
+    assert webhook_receiver.received == []
     assert "will be retried" in result.skip_message
+
+
+def test_an_alert_the_webhook_refuses_for_a_while_is_posted_again_until_taken(webhook_receiver):
+    webhook_receiver.statuses.extend([503, 429])
+
+    post_alert(webhook_receiver.url, {"run_id": "run-1"}, retry_delay_seconds=0)
+
+    assert webhook_receiver.received == [{"run_id": "run-1"}] * 3
+
+
+def test_an_undelivered_alert_fails_without_quoting_the_webhook_url(webhook_receiver):
+    webhook_receiver.statuses.extend([500, 502, 503])
+
+    with pytest.raises(AlertDeliveryError) as excinfo:
+        post_alert(webhook_receiver.url, {"run_id": "run-1"}, retry_delay_seconds=0)
+
+    assert str(excinfo.value) == (
+        "CAMPAIGN_PIPELINE_ALERT_WEBHOOK_URL did not take the alert about run run-1 (3 attempts, last: HTTP 503)."
+    )
+    assert excinfo.value.__cause__ is None and excinfo.value.__context__ is None
+    assert len(webhook_receiver.received) == 3
+
+
+def test_a_webhook_that_rejects_the_alert_is_not_asked_again(webhook_receiver):
+    webhook_receiver.statuses.append(404)
+
+    with pytest.raises(AlertDeliveryError, match=r"\(1 attempt, last: HTTP 404\)\.$"):
+        post_alert(webhook_receiver.url, {"run_id": "run-1"}, retry_delay_seconds=0)
+
+    assert len(webhook_receiver.received) == 1
+
+
+def test_an_unreachable_webhook_is_named_by_its_setting_only():
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}/hooks/{SECRET_TOKEN}"
+
+    with pytest.raises(AlertDeliveryError) as excinfo:
+        post_alert(url, {"run_id": "run-1"}, attempts=2, retry_delay_seconds=0)
+
+    assert str(excinfo.value) == (
+        "CAMPAIGN_PIPELINE_ALERT_WEBHOOK_URL did not take the alert about run run-1 "
+        "(2 attempts, last: ConnectionError)."
+    )
