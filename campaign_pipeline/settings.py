@@ -37,6 +37,8 @@ SYNC_WORKERS = PREFIX + "SYNC_WORKERS"
 # Default sync workers follow the rate limit up to this many threads.
 MAX_DEFAULT_SYNC_WORKERS = 64
 READ_TIMEOUT_SECONDS = PREFIX + "READ_TIMEOUT_SECONDS"
+# The API client's call deadline: one request waiting longer could never finish in time.
+MAX_READ_TIMEOUT_SECONDS = 900.0
 HANG_DETECTION_MULTIPLIER = PREFIX + "HANG_DETECTION_MULTIPLIER"
 TRANSIENT_RETRIES = PREFIX + "TRANSIENT_RETRIES"
 PARTITION_DEADLINE_SECONDS = PREFIX + "PARTITION_DEADLINE_SECONDS"
@@ -95,7 +97,7 @@ class Settings:
             rate_window_seconds=_positive_float(env, RATE_WINDOW_SECONDS, 60.0),
             # A window's worth of slow syncs in flight at once, so that no window waits on workers.
             sync_workers=_positive_int(env, SYNC_WORKERS, min(rate_limit, MAX_DEFAULT_SYNC_WORKERS)),
-            read_timeout_seconds=_positive_float(env, READ_TIMEOUT_SECONDS, 30.0),
+            read_timeout_seconds=_positive_float(env, READ_TIMEOUT_SECONDS, 30.0, maximum=MAX_READ_TIMEOUT_SECONDS),
             hang_detection_multiplier=_hang_detection_multiplier(env, HANG_DETECTION_MULTIPLIER, 1.5),
             transient_retries=_non_negative_int(env, TRANSIENT_RETRIES, 8),
             partition_deadline_seconds=_positive_float(env, PARTITION_DEADLINE_SECONDS, 3600.0),
@@ -130,7 +132,7 @@ def _non_negative_int(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
-def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+def _positive_float(env: Mapping[str, str], name: str, default: float, *, maximum: float = math.inf) -> float:
     raw = _text(env, name)
     if raw is None:
         return default
@@ -142,6 +144,8 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a finite number of seconds, not {raw!r}.")
     if not value > 0:
         raise SettingsError(f"{name} must be greater than 0, not {raw!r}.")
+    if value > maximum:
+        raise SettingsError(f"{name} must be at most {maximum:g}, not {raw!r}.")
     return value
 
 

@@ -80,6 +80,11 @@ def test_hang_detection_can_be_turned_off():
             "CAMPAIGN_PIPELINE_READ_TIMEOUT_SECONDS must be a finite number of seconds, not 'inf'.",
         ),
         (
+            "CAMPAIGN_PIPELINE_READ_TIMEOUT_SECONDS",
+            "901",
+            "CAMPAIGN_PIPELINE_READ_TIMEOUT_SECONDS must be at most 900, not '901'.",
+        ),
+        (
             "CAMPAIGN_PIPELINE_PARTITION_DEADLINE_SECONDS",
             "1e400",
             "CAMPAIGN_PIPELINE_PARTITION_DEADLINE_SECONDS must be a finite number of seconds, not '1e400'.",
@@ -181,3 +186,10 @@ def test_patched_environ_restores_changed_and_absent_variables_even_on_error(mon
         raise RuntimeError
     assert os.environ["CP_TEST_SET"] == "before"
     assert "CP_TEST_UNSET" not in os.environ
+
+
+def test_the_longest_read_timeout_settings_accept_is_one_the_client_accepts():
+    settings = Settings.from_env({"CAMPAIGN_PIPELINE_READ_TIMEOUT_SECONDS": "900"})
+
+    assert settings.read_timeout_seconds == ClientConfig.call_deadline_seconds == 900
+    assert ClientConfig(read_timeout_seconds=settings.read_timeout_seconds).read_timeout_seconds == 900
