@@ -48,8 +48,16 @@ def failed_partitions(
     return sorted(failed)
 
 
+class BackfillLaunchError(RuntimeError):
+    """``dagster job backfill`` did not launch the backfill; the message is its last line of errors."""
+
+
 def launch_backfill(job_name: str, partition_keys: Sequence[str], workspace: Path, env: dict[str, str]) -> str:
-    """Launch one backfill of ``job_name`` over ``partition_keys``; return Dagster's output."""
+    """Launch one backfill of ``job_name`` over ``partition_keys``; return Dagster's output.
+
+    Raises:
+        BackfillLaunchError: Dagster's command failed; nothing was launched.
+    """
     dagster = str(Path(sys.executable).with_name("dagster"))
     completed = subprocess.run(
         [dagster, "job", "backfill", "-w", str(workspace), "-j", job_name,
@@ -58,7 +66,7 @@ def launch_backfill(job_name: str, partition_keys: Sequence[str], workspace: Pat
     )
     if completed.returncode != 0:
         last_line = (completed.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"dagster job backfill failed: {last_line}")
+        raise BackfillLaunchError(f"dagster job backfill failed (exit status {completed.returncode}): {last_line}")
     return completed.stdout
 
 

@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     except _setup_errors() as exc:
         print(f"campaign-pipeline: {exc}", file=sys.stderr)
         return EXIT_SETUP
+    except _launch_errors() as exc:
+        print(f"campaign-pipeline: {exc}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -450,6 +453,12 @@ def _setup_errors() -> tuple[type[Exception], ...]:
     from campaign_pipeline.environment import SetupError
 
     return (SetupError, SettingsError, AccountConfigError, DatabaseSetupError, DayOutOfRangeError)
+
+
+def _launch_errors() -> tuple[type[Exception], ...]:
+    from campaign_pipeline.backfill import BackfillLaunchError
+
+    return (BackfillLaunchError,)
 
 
 def _iso_date(text: str) -> date:
