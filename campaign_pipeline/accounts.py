@@ -65,6 +65,9 @@ def validate_account_id(account_id: str) -> str:
     return account_id
 
 
+ACCOUNT_KEYS = frozenset({"id", "name", "enabled"})
+
+
 def load_registry(path: Path) -> list[Account]:
     """Read the account registry file; raise :class:`AccountConfigError` on any defect."""
     try:
@@ -83,15 +86,33 @@ def load_registry(path: Path) -> list[Account]:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise AccountConfigError(f"The account registry {path} is not valid TOML: {exc}.") from None
+    # A registry that lists nobody is a mistake (a typo such as [[account]], the wrong file),
+    # never a wish: the registry sensor would remove every account's partitions.
+    unknown = sorted(set(document) - {"accounts"})
+    if unknown:
+        raise AccountConfigError(
+            f"The account registry {path} has unknown top-level keys {', '.join(map(repr, unknown))}: "
+            "it holds [[accounts]] tables only."
+        )
     entries = document.get("accounts", [])
     if not isinstance(entries, list):
         raise AccountConfigError(f"The account registry {path} must hold [[accounts]] tables.")
+    if not entries:
+        raise AccountConfigError(
+            f"The account registry {path} lists no accounts; disable an account with enabled = false instead."
+        )
     accounts: list[Account] = []
     seen: set[str] = set()
     for position, entry in enumerate(entries, start=1):
         where = f"{path}, account #{position}"
         if not isinstance(entry, dict) or "id" not in entry:
             raise AccountConfigError(f"{where} has no id.")
+        misspelt = sorted(set(entry) - ACCOUNT_KEYS)
+        if misspelt:
+            raise AccountConfigError(
+                f"{where} has unknown keys {', '.join(map(repr, misspelt))}; "
+                f"an account has {', '.join(sorted(ACCOUNT_KEYS))}."
+            )
         account_id = validate_account_id(entry["id"])
         if account_id in seen:
             raise AccountConfigError(f"{where}: account id {account_id!r} appears twice.")

@@ -41,6 +41,38 @@ def test_registry_errors_name_the_place(tmp_path):
         load_registry(tmp_path / "missing.toml")
 
 
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", "lists no accounts; disable an account with enabled = false instead."),
+        ("# every account was commented out\n", "lists no accounts; disable an account with enabled = false instead."),
+        ("accounts = []\n", "lists no accounts; disable an account with enabled = false instead."),
+        (
+            '[[account]]\nid = "acme"\n',
+            "has unknown top-level keys 'account': it holds [[accounts]] tables only.",
+        ),
+    ],
+)
+def test_a_registry_that_lists_nobody_is_refused(tmp_path, text, problem):
+    path = tmp_path / "accounts.toml"
+    path.write_text(text)
+
+    with pytest.raises(AccountConfigError) as excinfo:
+        load_registry(path)
+
+    assert str(excinfo.value) == f"The account registry {path} {problem}"
+
+
+def test_a_misspelt_account_key_is_refused_rather_than_ignored(tmp_path):
+    path = tmp_path / "accounts.toml"
+    path.write_text('[[accounts]]\nid = "acme"\nenabeld = false\n')
+
+    with pytest.raises(AccountConfigError) as excinfo:
+        load_registry(path)
+
+    assert str(excinfo.value) == f"{path}, account #1 has unknown keys 'enabeld'; an account has enabled, id, name."
+
+
 def test_a_registry_that_cannot_be_read_as_text_is_named(tmp_path):
     latin1 = tmp_path / "latin1.toml"
     latin1.write_bytes('[[accounts]]\nid = "acme"\nname = "Caf\u00e9"\n'.encode("latin-1"))

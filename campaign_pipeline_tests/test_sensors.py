@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import dagster as dg
 import pytest
 
+from campaign_pipeline.accounts import AccountConfigError
 from campaign_pipeline.sensors import (
     AlertDeliveryError,
     build_account_registry_sensor,
@@ -38,6 +39,19 @@ def test_registry_sensor_adds_new_and_removes_deleted_accounts(tmp_path):
     assert again.dynamic_partitions_requests == []
     assert again.skip_message == "The account dimension matches the registry (2 accounts)."
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_registry_sensor_removes_nothing_when_the_registry_lists_nobody(tmp_path):
+    registry = tmp_path / "accounts.toml"
+    registry.write_text('[[account]]\nid = "acme"\n')
+    sensor = build_account_registry_sensor(registry)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("account", ["acme", "globex"])
+
+        with pytest.raises(AccountConfigError, match="unknown top-level keys 'account'"):
+            _evaluate_registry_sensor(sensor, instance)
+
+        assert instance.get_dynamic_partitions("account") == ["acme", "globex"]
 
 
 SECRET_TOKEN = "T0KEN-s3cret-in-the-path"
