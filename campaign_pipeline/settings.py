@@ -47,6 +47,10 @@ STEP_RETRY_DELAY_SECONDS = PREFIX + "STEP_RETRY_DELAY_SECONDS"
 PARTITION_START_DATE = PREFIX + "PARTITION_START_DATE"
 SCHEDULE_CRON = PREFIX + "SCHEDULE_CRON"
 LOOKBACK_DAYS = PREFIX + "LOOKBACK_DAYS"
+# Larger than any count a setting needs.
+MAX_WHOLE_NUMBER = 1_000_000_000
+# A year: every tick requests (1 + lookback) partitions per account; backfills are for more.
+MAX_LOOKBACK_DAYS = 365
 ALERT_WEBHOOK_URL = PREFIX + "ALERT_WEBHOOK_URL"
 SIMULATOR_PROFILE = PREFIX + "SIMULATOR_PROFILE"
 
@@ -105,7 +109,7 @@ class Settings:
             step_retry_delay_seconds=_positive_float(env, STEP_RETRY_DELAY_SECONDS, 30.0),
             partition_start_date=_date(env, PARTITION_START_DATE, date(2026, 1, 1)),
             schedule_cron=_text(env, SCHEDULE_CRON) or "15 2 * * *",
-            lookback_days=_non_negative_int(env, LOOKBACK_DAYS, 0),
+            lookback_days=_non_negative_int(env, LOOKBACK_DAYS, 0, maximum=MAX_LOOKBACK_DAYS),
             alert_webhook_url=_secret_http_url(env, ALERT_WEBHOOK_URL),
             simulator_profile=_choice(env, SIMULATOR_PROFILE, SIMULATOR_PROFILES),
         )
@@ -123,12 +127,16 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def _non_negative_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _non_negative_int(env: Mapping[str, str], name: str, default: int, *, maximum: int = MAX_WHOLE_NUMBER) -> int:
     raw = _text(env, name)
     if raw is None:
         return default
     if not re.fullmatch(r"\d+", raw):
         raise SettingsError(f"{name} must be a whole number, not {raw!r}.")
+    # Compared as text first: int() refuses numbers of more than 4,300 digits.
+    if len(raw.lstrip("0")) > len(str(maximum)) or int(raw) > maximum:
+        shown = raw if len(raw) <= 20 else raw[:20] + "…"
+        raise SettingsError(f"{name} must be at most {maximum}, not {shown}.")
     return int(raw)
 
 

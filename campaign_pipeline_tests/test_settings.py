@@ -70,6 +70,12 @@ def test_hang_detection_can_be_turned_off():
         ("CAMPAIGN_PIPELINE_RATE_LIMIT", "ten", "CAMPAIGN_PIPELINE_RATE_LIMIT must be a whole number, not 'ten'."),
         ("CAMPAIGN_PIPELINE_RATE_LIMIT", "0", "CAMPAIGN_PIPELINE_RATE_LIMIT must be a positive whole number, not 0."),
         (
+            "CAMPAIGN_PIPELINE_RATE_LIMIT",
+            "9" * 5000,
+            "CAMPAIGN_PIPELINE_RATE_LIMIT must be at most 1000000000, not 99999999999999999999….",
+        ),
+        ("CAMPAIGN_PIPELINE_LOOKBACK_DAYS", "366", "CAMPAIGN_PIPELINE_LOOKBACK_DAYS must be at most 365, not 366."),
+        (
             "CAMPAIGN_PIPELINE_RATE_WINDOW_SECONDS",
             "-1",
             "CAMPAIGN_PIPELINE_RATE_WINDOW_SECONDS must be greater than 0, not '-1'.",
@@ -193,3 +199,9 @@ def test_the_longest_read_timeout_settings_accept_is_one_the_client_accepts():
 
     assert settings.read_timeout_seconds == ClientConfig.call_deadline_seconds == 900
     assert ClientConfig(read_timeout_seconds=settings.read_timeout_seconds).read_timeout_seconds == 900
+
+
+def test_whole_numbers_up_to_their_maximum_are_accepted():
+    settings = Settings.from_env({"CAMPAIGN_PIPELINE_LOOKBACK_DAYS": "365", "CAMPAIGN_PIPELINE_RATE_LIMIT": "0001000000000"})
+
+    assert (settings.lookback_days, settings.rate_limit) == (365, 1_000_000_000)
