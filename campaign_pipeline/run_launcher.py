@@ -14,10 +14,11 @@ fork server that imported those libraries once (multiprocessing's
 The project's own code is not preloaded: each run imports it afresh, so a
 reloaded code location takes effect at the next run without restarting the
 daemon. Each run gets the launching process's environment of the moment it
-is launched. A run's process id is stored in a run tag, so that terminating a run
-(from the UI or the daemon) and run monitoring work from any process on the
-machine: a run whose process died is reported failed, and ``run_retries``
-retries it.
+is launched. A run's process id and start time are stored in run tags, so that
+terminating a run (from the UI or the daemon) and run monitoring work from any
+process on the machine: a run whose process died is reported failed, and
+``run_retries`` retries it; a process that got the same id later (after a
+daemon restart, say) is neither taken for the run nor sent its SIGTERM.
 
 It launches runs on the machine of the process that launches them (the
 daemon) with that process's environment, like the default launcher does with
@@ -43,6 +44,8 @@ from dagster._serdes import ConfigurableClass, ConfigurableClassData
 
 # The run tag holding the run process's id on this machine.
 PID_TAG = "campaign_pipeline/run_pid"
+# The run tag telling that process apart from a later one given the same id: "<boot id>/<start time>".
+PROCESS_START_TAG = "campaign_pipeline/run_process_start"
 # Imported once by the fork server: what every run needs and takes long to import.
 DEFAULT_PRELOAD_MODULES: tuple[str, ...] = (
     "dagster",
@@ -125,7 +128,11 @@ class ForkServerRunLauncher(RunLauncher, ConfigurableClass):
             if ended.exitcode is not None:
                 self._processes.pop(run_id, None)
         self._processes[run.run_id] = process
-        self._instance.add_run_tags(run.run_id, {PID_TAG: str(process.pid)})
+        tags = {PID_TAG: str(process.pid)}
+        started = _process_start(process.pid)
+        if started is not None:
+            tags[PROCESS_START_TAG] = started
+        self._instance.add_run_tags(run.run_id, tags)
         self._instance.report_engine_event(
             f"Forked the run's process (pid {process.pid}) from the fork server.",
             run,
@@ -141,7 +148,7 @@ class ForkServerRunLauncher(RunLauncher, ConfigurableClass):
         if run is None or run.is_finished:
             return False
         pid = _run_pid(run)
-        if pid is None or not _is_alive(pid):
+        if pid is None or not _is_run_process_alive(run, pid):
             return False
         self._instance.report_run_canceling(run)
         try:
@@ -164,7 +171,7 @@ class ForkServerRunLauncher(RunLauncher, ConfigurableClass):
         pid = _run_pid(run)
         if pid is None:
             return CheckRunHealthResult(WorkerStatus.NOT_FOUND, "The run has no process id tag.")
-        if _is_alive(pid):
+        if _is_run_process_alive(run, pid):
             return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=str(pid))
         return CheckRunHealthResult(WorkerStatus.FAILED, f"The run's process (pid {pid}) is gone.")
 
@@ -199,6 +206,28 @@ def execute_run_in_forked_process(command_args: list[str], environ: dict[str, st
 def _run_pid(run: DagsterRun) -> int | None:
     value = run.tags.get(PID_TAG)
     return int(value) if value and value.isdigit() else None
+
+
+def _is_run_process_alive(run: DagsterRun, pid: int) -> bool:
+    """Whether the run's own process is alive: not merely some process that got its id after it ended."""
+    if not _is_alive(pid):
+        return False
+    recorded = run.tags.get(PROCESS_START_TAG)
+    return recorded is None or _process_start(pid) == recorded
+
+
+def _process_start(pid: int) -> str | None:
+    """``<boot id>/<start time in clock ticks>`` of process ``pid``: unique on this machine, or ``None``
+    where ``/proc`` does not tell (not Linux, or the process is gone)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as boot_id:
+            boot = boot_id.read().strip()
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            # Fields after the command name, which is in parentheses and may hold spaces; start time is field 22.
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return f"{boot}/{fields[19]}"
 
 
 def _is_alive(pid: int) -> bool:

@@ -10,8 +10,10 @@ failed to run monitoring.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +24,7 @@ import pytest
 from dagster._core.launcher import LaunchRunContext, WorkerStatus
 
 from campaign_pipeline import database, environment
-from campaign_pipeline.run_launcher import PID_TAG, ForkServerRunLauncher
+from campaign_pipeline.run_launcher import PID_TAG, PROCESS_START_TAG, ForkServerRunLauncher
 from campaign_pipeline_tests import launcher_jobs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -38,13 +40,17 @@ def instance(make_database: Callable[[str], str], tmp_path: Path, monkeypatch) -
         yield instance
 
 
-def _launch(instance: dg.DagsterInstance, report_path: Path, wait_seconds: float = 0.0) -> dg.DagsterRun:
+def _create_run(instance: dg.DagsterInstance, report_path: Path, wait_seconds: float = 0.0) -> dg.DagsterRun:
     recon_job = dg.reconstructable(launcher_jobs.report_process_job)
-    run = instance.create_run_for_job(
+    return instance.create_run_for_job(
         launcher_jobs.report_process_job,
         run_config={"ops": {"report_process": {"config": {"report_path": str(report_path), "wait_seconds": wait_seconds}}}},
         job_code_origin=recon_job.get_python_origin(),
     )
+
+
+def _launch(instance: dg.DagsterInstance, report_path: Path, wait_seconds: float = 0.0) -> dg.DagsterRun:
+    run = _create_run(instance, report_path, wait_seconds)
     instance.run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
     return run
 
@@ -85,6 +91,7 @@ def test_a_run_executes_in_a_process_forked_from_the_fork_server(instance: dg.Da
     assert ended.status == dg.DagsterRunStatus.SUCCESS
     pid, parent_pid = (int(value) for value in report.read_text().split())
     assert ended.tags[PID_TAG] == str(pid)
+    assert re.fullmatch(r"[0-9a-f-]{36}/\d+", ended.tags[PROCESS_START_TAG])
     assert pid != os.getpid()
     assert "multiprocessing.forkserver" in " ".join(psutil.Process(parent_pid).cmdline())
     assert psutil.Process(parent_pid).ppid() == os.getpid()
@@ -128,3 +135,24 @@ def test_a_killed_run_process_is_reported_failed_by_any_launcher_on_the_machine(
     assert health.status == WorkerStatus.FAILED
     assert f"pid {pid}" in (health.msg or "")
     assert instance.run_launcher.check_run_worker_health(running).status == WorkerStatus.FAILED
+
+
+def test_a_process_that_got_the_run_process_id_later_is_neither_the_run_nor_terminated(
+    instance: dg.DagsterInstance, tmp_path: Path
+):
+    run = _create_run(instance, tmp_path / "report.txt")
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        # The run's process ended long ago, and the kernel gave its id to another process since.
+        instance.add_run_tags(run.run_id, {PID_TAG: str(stranger.pid), PROCESS_START_TAG: "an-earlier-boot/12345"})
+        tagged = instance.get_run_by_id(run.run_id)
+
+        health = instance.run_launcher.check_run_worker_health(tagged)
+        terminated = instance.run_launcher.terminate(run.run_id)
+
+        assert (health.status, health.msg) == (WorkerStatus.FAILED, f"The run's process (pid {stranger.pid}) is gone.")
+        assert terminated is False
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
