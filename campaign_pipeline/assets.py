@@ -71,8 +71,14 @@ def build_campaign_assets(
         started = time.monotonic()
         with _fatal_errors_fail_without_retry(account_day):
             with ad_platform.get_client(account_day.account_id, logger=context.log) as client:
-                frame = _pull_campaigns(context, client, store, account_day)
-                synced_before = _sync_campaigns(context, client, store, account_day, frame["campaign_id"].tolist())
+                try:
+                    frame = _pull_campaigns(context, client, store, account_day)
+                    synced_before = _sync_campaigns(
+                        context, client, store, account_day, frame["campaign_id"].tolist()
+                    )
+                except Exception:
+                    _log_failed_attempt(context, account_day, client.stats.as_metadata(), started)
+                    raise
                 stats = client.stats.as_metadata()
         return dg.Output(
             frame,
@@ -284,6 +290,16 @@ def _fatal_errors_fail_without_retry(account_day: AccountDay) -> Iterator[None]:
         if is_retriable_error(exc):
             raise
         raise dg.Failure(description=f"{account_day}: {exc}", allow_retries=False) from exc
+
+
+def _log_failed_attempt(context: dg.AssetExecutionContext, account_day: AccountDay, stats: dict, started: float) -> None:
+    """Log what a failed attempt cost the platform: no materialization reports it, and events
+    logged by a failing step are dropped with it, where log lines are written at once."""
+    context.log.warning(
+        f"{account_day}: this attempt failed after {stats['requests_total']} requests "
+        f"({stats['retries_total']} retries, {stats['rate_limited_total']} answered 429, "
+        f"{stats['token_fetches']} token fetches) in {time.monotonic() - started:.1f} s"
+    )
 
 
 def _client_metadata(stats: dict) -> dict[str, dg.MetadataValue]:

@@ -254,8 +254,11 @@ def _progress_line(progress: dict | None) -> str:
 
 
 def _print_summary(runs: list[_AccountRun], day: date) -> int:
-    print(f"\nSummary for {day.isoformat()}:")
-    print(f"  {'account':<20} {'result':<7} {'rows':>6} {'requests':>9} {'retries':>8} {'429s':>5} {'seconds':>8}")
+    print(f"\nSummary for {day.isoformat()} (requests, retries and 429s of each account's last attempt):")
+    print(
+        f"  {'account':<20} {'result':<7} {'rows':>6} {'attempts':>8} {'requests':>9} {'retries':>8} "
+        f"{'429s':>5} {'seconds':>8}"
+    )
     failed = []
     for run in runs:
         summary = json.loads(run.summary_file.read_text()) if run.summary_file.exists() else {}
@@ -265,7 +268,7 @@ def _print_summary(runs: list[_AccountRun], day: date) -> int:
             "-" if summary.get(key) is None else summary[key] for key in ("rows", "requests", "retries", "rate_limited")
         )
         print(
-            f"  {run.account_id:<20} {'ok' if ok else 'FAILED':<7} {rows:>6} "
+            f"  {run.account_id:<20} {'ok' if ok else 'FAILED':<7} {rows:>6} {summary.get('attempts', '-'):>8} "
             f"{requests:>9} {retries:>8} {limited:>5} {run.finished - run.started:>8.1f}"
         )
         if not ok:
@@ -308,10 +311,16 @@ def run_summary(result) -> dict:
         for event in result.all_events
         if event.is_step_failure and event.event_specific_data and event.event_specific_data.error
     ]
+    # The counters are the last attempt's: a failed attempt's only reach its log (see assets.py).
+    attempts = 1 + sum(
+        1 for event in result.all_events
+        if event.event_type_value == "STEP_UP_FOR_RETRY" and event.step_key == "campaign_snapshots"
+    )
     return {
         "success": result.success,
         "run_id": result.run_id,
         "rows": metadata.get("campaign_daily_metrics.rows"),
+        "attempts": attempts,
         "requests": metadata.get("campaign_snapshots.requests_total"),
         "retries": metadata.get("campaign_snapshots.retries_total"),
         "rate_limited": metadata.get("campaign_snapshots.rate_limited_total"),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -11,6 +13,7 @@ import pandas as pd
 import pytest
 
 from campaign_pipeline.assets import build_campaign_assets
+from campaign_pipeline.cli import run_summary
 from campaign_pipeline.io_managers import ParquetIOManager
 from campaign_pipeline.partitions import AccountDay, build_campaign_partitions
 from campaign_pipeline.resources import AdPlatformResource, WarehouseResource
@@ -238,6 +241,15 @@ def test_a_step_retry_within_the_run_resumes_and_the_ledger_keeps_only_current_f
     assert result.success
     assert len(sync_200) == 100
     assert ledger == set()
+    # Each failed attempt logged what it cost; the summary counts the attempts.
+    costs = [
+        event.message for event in instance.all_logs(result.run_id)
+        if event.level == logging.WARNING and "this attempt failed after" in event.message
+    ]
+    assert len(costs) == len(retries)
+    pattern = r"acme-retail\|2026-11-27: this attempt failed after [1-9]\d* requests \([1-9]\d* retries, 0 answered 429, "
+    assert all(re.search(pattern, cost) for cost in costs), costs
+    assert run_summary(result)["attempts"] == len(retries) + 1
 
 
 @pytest.mark.parametrize(("page_size", "pages_recorded"), [(10, list(range(1, 11))), (1, [1, *range(10, 101, 10)])])
