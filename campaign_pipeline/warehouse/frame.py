@@ -203,11 +203,32 @@ class CampaignFrameBuilder:
             self._columns[name].extend(values)
 
     def frame(self) -> pd.DataFrame:
-        """Return the frame of every record added so far, in the order they were added."""
+        """Return the frame of every record added so far, in the order they were added.
+
+        Raises:
+            CampaignRecordError: A text field holds a lone UTF-16 surrogate (JSON
+                allows ``"\\ud83d"``, as a serializer cutting an emoji in half writes),
+                which is not Unicode text and cannot be stored.
+        """
         rows = len(self._columns["campaign_id"])
-        return frame_from_columns(
-            {**self._columns, "account_id": [self._account_id] * rows, "metrics_date": [self._day] * rows}
-        )
+        try:
+            return frame_from_columns(
+                {**self._columns, "account_id": [self._account_id] * rows, "metrics_date": [self._day] * rows}
+            )
+        except UnicodeEncodeError:
+            # Looked for only once Arrow refused: checking every string up front would cost every load.
+            raise self._first_unencodable_text() from None
+
+    def _first_unencodable_text(self) -> CampaignRecordError:
+        columns = {"id": self._columns["campaign_id"], "name": self._columns["name"], "status": self._columns["status"]}
+        for row, campaign_id in enumerate(columns["id"]):
+            for field, column in columns.items():
+                try:
+                    column[row].encode("utf-8")
+                except UnicodeEncodeError as error:
+                    reason = f"not Unicode text: a lone surrogate {column[row][error.start]!r} at character {error.start}"
+                    return CampaignRecordError("?" if field == "id" else campaign_id, field, reason)
+        return CampaignRecordError("?", "?", "text Arrow cannot encode as UTF-8")
 
 
 def frame_from_columns(columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame:

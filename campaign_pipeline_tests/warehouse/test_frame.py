@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import pickle
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -114,6 +115,27 @@ def test_a_bad_record_fails_the_page_that_brings_it() -> None:
 
     with pytest.raises(CampaignRecordError, match="campaign 'campaign_2' field 'created_at'"):
         builder.add([record(2, created_at="yesterday")])
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"name": json.loads('"Sale \\ud83d"')},
+            "campaign 'campaign_2' field 'name': not Unicode text: a lone surrogate '\\ud83d' at character 5",
+        ),
+        (
+            {"id": json.loads('"c\\udc00"')},
+            "campaign '?' field 'id': not Unicode text: a lone surrogate '\\udc00' at character 1",
+        ),
+    ],
+)
+def test_a_lone_surrogate_in_json_text_is_named_not_an_arrow_error(changes: dict[str, Any], message: str) -> None:
+    # JSON allows an unpaired "\\ud83d" (what a serializer cutting an emoji in half writes); UTF-8 cannot hold it.
+    with pytest.raises(CampaignRecordError) as excinfo:
+        campaigns_to_frame([record(1), record(2, **changes), record(3)], account_id=ACCOUNT, day=DAY)
+
+    assert str(excinfo.value) == message
 
 
 def test_frame_survives_a_parquet_round_trip_exactly(tmp_path: Path) -> None:
