@@ -40,8 +40,10 @@ class TokenManager:
     and stays :meth:`usable` until half that margin is left. A token the
     platform rejected is invalidated, and the next caller fetches a new one.
     However many threads need a new token at once, one fetch runs and the
-    others wait for its result. Wrong credentials are remembered, so that the
-    other threads fail at once instead of asking again.
+    others wait for its result, a failure included: the threads that waited
+    on a fetch that failed raise its error instead of each fetching in turn
+    (a thread arriving later fetches again). Wrong credentials are remembered
+    for good, so that every later thread fails at once instead of asking again.
 
     Args:
         fetch: Asks the platform for a new token (``POST /auth/token``).
@@ -66,16 +68,23 @@ class TokenManager:
         self._cached: _CachedToken | None = None
         self._generation = 0
         self._refused: AuthenticationError | None = None
+        # Fetches finished so far, and the error of the last one if it failed.
+        self._fetches = 0
+        self._failure: Exception | None = None
 
     def current(self) -> Token:
         """Return a token that is not due for refresh, fetching one if needed (may block)."""
         cached = self._cached
         if cached is not None and self._clock() < cached.refresh_at:
             return cached.token
+        fetches_before = self._fetches
         with self._lock:
             cached = self._cached
             if cached is not None and self._clock() < cached.refresh_at:
                 return cached.token
+            if self._fetches != fetches_before and self._failure is not None:
+                # A fetch ran and failed while this thread waited for the lock: that was its result too.
+                raise self._failure
             return self._refresh()
 
     def usable(self) -> Token | None:
@@ -100,6 +109,13 @@ class TokenManager:
         except AuthenticationError as error:
             self._refused = error
             raise
+        except Exception as error:
+            self._failure = error
+            raise
+        else:
+            self._failure = None
+        finally:
+            self._fetches += 1
         self._generation += 1
         token = Token(
             value=issued.value, expires_at=requested_at + issued.lifetime_seconds, generation=self._generation

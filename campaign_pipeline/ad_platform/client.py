@@ -366,6 +366,8 @@ class AdPlatformClient:
             ValueError: ``campaign_ids`` repeats an id.
             AuthenticationError, DeadlineExceeded: the whole sync cannot go on;
                 the campaigns already reported to ``on_synced`` stay synced.
+            RetryBudgetExhausted, FatalResponseError: of ``POST /auth/token``:
+                no token, so the whole sync cannot go on either.
         """
         repeated = sorted(cid for cid, count in Counter(campaign_ids).items() if count > 1)
         if repeated:
@@ -411,6 +413,9 @@ class AdPlatformClient:
             outcome = self._execute(call)
             _check_sync_answer(outcome, campaign_id, self.account_id)
         except (FatalResponseError, RetryBudgetExhausted) as error:
+            if error.endpoint == TOKEN_ENDPOINT:
+                # No campaign syncs without a token: the failure is the whole sync's, not this campaign's.
+                raise
             self._log(
                 logging.WARNING, f"campaign {campaign_id} failed after {call.attempts} attempt(s): {error.detail}"
             )

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from campaign_pipeline.ad_platform.auth import IssuedToken, Token, TokenManager
-from campaign_pipeline.ad_platform.errors import AuthenticationError
+from campaign_pipeline.ad_platform.errors import AuthenticationError, RetryBudgetExhausted
 from campaign_pipeline_tests.ad_platform.fakes import FakeClock
 
 
@@ -158,6 +158,52 @@ def test_refused_credentials_are_not_asked_again() -> None:
         with pytest.raises(AuthenticationError, match="Account 'acme-retail': the platform refused"):
             tokens.current()
     assert calls == 1
+
+
+def test_a_failed_fetch_is_the_result_of_every_thread_that_waited_for_it_and_a_later_call_fetches_again() -> None:
+    calls = 0
+    fail = True
+    waiting = threading.Semaphore(0)
+    fetching = threading.Event()
+
+    def flaky() -> IssuedToken:
+        nonlocal calls
+        calls += 1
+        fetching.set()
+        if fail:
+            # The fetch lasts until the 15 other threads are calling current() behind it.
+            for _ in range(15):
+                waiting.acquire()
+            time.sleep(0.1)
+            raise RetryBudgetExhausted("acme-retail", "POST /auth/token", "HTTP 503", 9)
+        return IssuedToken(value=f"token-{calls}", lifetime_seconds=3600)
+
+    tokens = TokenManager(flaky, clock=FakeClock(), refresh_margin_seconds=60)
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def worker(announce: bool) -> None:
+        if announce:
+            waiting.release()
+        try:
+            tokens.current()
+        except RetryBudgetExhausted as error:
+            with lock:
+                errors.append(error.detail)
+
+    first = threading.Thread(target=worker, args=(False,))
+    first.start()
+    fetching.wait()
+    others = [threading.Thread(target=worker, args=(True,)) for _ in range(15)]
+    for thread in others:
+        thread.start()
+    for thread in [first, *others]:
+        thread.join()
+
+    assert calls == 1
+    assert errors == ["POST /auth/token gave up after 9 attempts: HTTP 503"] * 16
+    fail = False
+    assert tokens.current().value == "token-2"
 
 
 def test_fetch_counter_is_called_per_fetch() -> None:
