@@ -72,7 +72,7 @@ def build_campaign_assets(
         with _fatal_errors_fail_without_retry(account_day):
             with ad_platform.get_client(account_day.account_id, logger=context.log) as client:
                 try:
-                    frame = _pull_campaigns(context, client, store, account_day)
+                    frame, pages = _pull_campaigns(context, client, store, account_day)
                     synced_before = _sync_campaigns(
                         context, client, store, account_day, frame["campaign_id"].tolist()
                     )
@@ -84,6 +84,7 @@ def build_campaign_assets(
             frame,
             metadata={
                 "rows": dg.MetadataValue.int(len(frame)),
+                "pages": dg.MetadataValue.int(pages),
                 "campaigns_synced_by_earlier_attempts": dg.MetadataValue.int(synced_before),
                 "duration_seconds": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
                 **_client_metadata(stats),
@@ -142,7 +143,8 @@ def build_campaign_assets(
     return [campaign_snapshots, campaign_daily_metrics]
 
 
-def _pull_campaigns(context, client, store, account_day: AccountDay) -> pd.DataFrame:
+def _pull_campaigns(context, client, store, account_day: AccountDay) -> tuple[pd.DataFrame, int]:
+    """Return the account-day's campaign frame and the number of pages it took."""
     progress = _PagingProgress(context, store, account_day)
     builder = CampaignFrameBuilder(account_id=account_day.account_id, day=account_day.day)
 
@@ -154,7 +156,7 @@ def _pull_campaigns(context, client, store, account_day: AccountDay) -> pd.DataF
     client.fetch_campaigns(account_day.day, on_page=on_page)
     frame = builder.frame()
     validate_frame(frame, account_id=account_day.account_id, day=account_day.day)
-    return frame
+    return frame, progress.pages
 
 
 class _ProgressThrottle:
@@ -199,6 +201,11 @@ class _PagingProgress:
         self._pages = 0
         self._campaigns = 0
         self._throttle = _ProgressThrottle()
+
+    @property
+    def pages(self) -> int:
+        """Pages fetched so far."""
+        return self._pages
 
     def on_page(self, page) -> None:
         self._pages += 1

@@ -121,7 +121,7 @@ def test_account_day_lands_exactly_as_the_platform_reported(api, instance, wareh
     pd.testing.assert_frame_equal(_sorted(_stored(warehouse_url, "acme-retail")), _sorted(_expected_frame("acme-retail")))
     snapshot = _metadata(result, "campaign_snapshots")
     load = _metadata(result, "campaign_daily_metrics")
-    assert snapshot["rows"] == 100
+    assert (snapshot["rows"], snapshot["pages"]) == (100, 1)
     assert snapshot["campaigns_synced_by_earlier_attempts"] == 0
     assert (load["rows"], load["inserted"], load["updated"], load["deleted"], load["unchanged"]) == (100, 100, 0, 0, 0)
     checks = {evaluation.check_name: evaluation.passed for evaluation in result.get_asset_check_evaluations()}
@@ -265,3 +265,4 @@ def test_listing_progress_is_logged_on_every_page_of_a_small_account_and_every_t
         if ": page " in (message := entry.user_message) and " fetched (" in message
     ]
     assert logged == pages_recorded
+    assert _metadata(result, "campaign_snapshots")["pages"] == 100 // page_size
