@@ -89,6 +89,9 @@ def classify_exception(error: requests.RequestException) -> Outcome:
         return Outcome(OutcomeKind.RETRIABLE, "no answer within the read timeout (the request hung)")
     if isinstance(error, (requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
         return Outcome(OutcomeKind.RETRIABLE, f"connection failed ({type(error).__name__})")
+    if isinstance(error, requests.exceptions.ContentDecodingError):
+        # Sent and answered, but the compressed body is corrupt: a proxy's or a cut connection's doing.
+        return Outcome(OutcomeKind.RETRIABLE, "the answer's compressed body could not be decoded")
     return Outcome(OutcomeKind.FATAL, f"the request could not be sent ({type(error).__name__})")
 
 

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -123,3 +125,32 @@ def test_long_platform_messages_are_cut() -> None:
 def test_requests_that_got_no_answer(error: requests.RequestException, kind: OutcomeKind, reason: str) -> None:
     outcome = classify_exception(error)
     assert (outcome.kind, outcome.reason, outcome.status) == (kind, reason, None)
+
+
+def test_an_answer_with_a_corrupt_compressed_body_is_retried() -> None:
+    class CorruptGzip(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"\x1f\x8b\x08\x00 this is not deflate data"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), CorruptGzip)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(requests.RequestException) as raised:
+            requests.get(f"http://127.0.0.1:{server.server_address[1]}/api/campaigns", timeout=5)
+    finally:
+        server.shutdown()
+
+    outcome = classify_exception(raised.value)
+    assert (outcome.kind, outcome.reason) == (
+        OutcomeKind.RETRIABLE,
+        "the answer's compressed body could not be decoded",
+    )
