@@ -20,6 +20,8 @@ from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 from campaign_pipeline.partitions import ACCOUNT_DIMENSION, account_day_from_key
 
 SYNCED_ASSETS = (dg.AssetKey("campaign_snapshots"), dg.AssetKey("campaign_daily_metrics"))
+# Linux refuses one command-line argument longer than 128 KiB (MAX_ARG_STRLEN); the keys are one.
+MAX_PARTITIONS_ARGUMENT_CHARS = 100_000
 
 
 def failed_partitions(
@@ -49,25 +51,63 @@ def failed_partitions(
 
 
 class BackfillLaunchError(RuntimeError):
-    """``dagster job backfill`` did not launch the backfill; the message is its last line of errors."""
+    """``dagster job backfill`` did not launch a backfill; the message is its last line of errors."""
 
 
-def launch_backfill(job_name: str, partition_keys: Sequence[str], workspace: Path, env: dict[str, str]) -> str:
-    """Launch one backfill of ``job_name`` over ``partition_keys``; return Dagster's output.
+def launch_backfill(
+    job_name: str,
+    partition_keys: Sequence[str],
+    workspace: Path,
+    env: dict[str, str],
+    *,
+    max_argument_chars: int = MAX_PARTITIONS_ARGUMENT_CHARS,
+) -> str:
+    """Launch backfills of ``job_name`` over ``partition_keys``; return Dagster's output.
+
+    The keys travel as one command-line argument, which Linux caps at 128 KiB,
+    so past ``max_argument_chars`` they are split into several backfills (about
+    4,000 account-days each), launched one after the other.
 
     Raises:
-        BackfillLaunchError: Dagster's command failed; nothing was launched.
+        BackfillLaunchError: Dagster's command failed; the message says which
+            backfills, if any, were launched before it.
     """
     dagster = str(Path(sys.executable).with_name("dagster"))
-    completed = subprocess.run(
-        [dagster, "job", "backfill", "-w", str(workspace), "-j", job_name,
-         "--partitions", ",".join(partition_keys), "--noprompt"],
-        env=env, capture_output=True, text=True, check=False,
-    )
-    if completed.returncode != 0:
-        last_line = (completed.stderr.strip().splitlines() or ["no output"])[-1]
-        raise BackfillLaunchError(f"dagster job backfill failed (exit status {completed.returncode}): {last_line}")
-    return completed.stdout
+    batches = partition_key_batches(partition_keys, max_argument_chars)
+    outputs: list[str] = []
+    for number, batch in enumerate(batches, start=1):
+        try:
+            completed = subprocess.run(
+                [dagster, "job", "backfill", "-w", str(workspace), "-j", job_name,
+                 "--partitions", ",".join(batch), "--noprompt"],
+                env=env, capture_output=True, text=True, check=False,
+            )
+            failure = None if completed.returncode == 0 else (
+                f"exit status {completed.returncode}",
+                (completed.stderr.strip().splitlines() or ["no output"])[-1],
+            )
+        except OSError as error:
+            failure = ("not started", error.strerror or str(error))
+        if failure is not None:
+            launched = sum(len(done) for done in batches[: number - 1])
+            before = f"; {number - 1} of {len(batches)} backfills ({launched} partitions) were launched" if launched else ""
+            raise BackfillLaunchError(f"dagster job backfill failed ({failure[0]}): {failure[1]}{before}")
+        outputs.append(completed.stdout.strip())
+    return "\n".join(outputs)
+
+
+def partition_key_batches(partition_keys: Sequence[str], max_argument_chars: int) -> list[list[str]]:
+    """Split ``partition_keys`` into runs whose comma-joined text fits ``max_argument_chars``, in order."""
+    batches: list[list[str]] = []
+    length = 0
+    for key in partition_keys:
+        if batches and length + 1 + len(key) <= max_argument_chars:
+            batches[-1].append(key)
+            length += 1 + len(key)
+        else:
+            batches.append([key])
+            length = len(key)
+    return batches
 
 
 def _selected(key: dg.MultiPartitionKey, accounts: Sequence[str], since: date | None, today: date | None) -> bool:
