@@ -112,6 +112,9 @@ def prepare(environ: dict[str, str] | None = None, *, api: bool = True) -> Prepa
         if isinstance(exc, SetupError):
             raise
         raise SetupError(str(exc)) from None
+    # Absolute, as this process resolved them: Dagster's processes may start in another directory.
+    env[names.HOME] = str(settings.home)
+    env[names.ACCOUNTS_FILE] = str(settings.accounts_file)
     env[names.WAREHOUSE_URL] = databases.warehouse
     env[DAGSTER_PG_URL] = sqlalchemy_psycopg2_url(databases.dagster_storage)
     env["DAGSTER_HOME"] = str(prepare_dagster_home(settings.home))
