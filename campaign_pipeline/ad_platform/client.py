@@ -514,7 +514,9 @@ class AdPlatformClient:
                 self.account_id, max_wait_seconds=self._partition_seconds_left(), sleep=self._sleep
             )
         except SlotWaitTooLong as error:
-            raise self._deadline_error(f"waiting for a rate-limit slot for {call.description} ({error})") from None
+            raise self._deadline_error(
+                f"waiting for a rate-limit slot for {call.description} ({error})", ahead=True
+            ) from None
         self.stats.record_limiter_wait(admission.waited_seconds)
         if self._cancelled.is_set():
             raise _SyncCancelled()
@@ -611,7 +613,7 @@ class AdPlatformClient:
     def _give_up(self, call: _Call, outcome: Outcome, decision: Decision, attempt: int) -> NoReturn:
         assert decision.give_up is not None
         if decision.partition_deadline:
-            raise self._deadline_error(f"retrying {call.description} after {outcome.reason}")
+            raise self._deadline_error(f"retrying {call.description} after {outcome.reason}", ahead=True)
         if decision.retry_class is RetryClass.TOKEN:
             raise AuthenticationError(
                 self.account_id, f"{call.description}: the platform refused a freshly issued token ({outcome.reason})."
@@ -629,11 +631,12 @@ class AdPlatformClient:
         assert self._partition_deadline_at is not None
         return self._partition_deadline_at - self._clock()
 
-    def _deadline_error(self, waiting_for: str) -> DeadlineExceeded:
-        return DeadlineExceeded(
-            self.account_id,
-            f"the partition deadline of {self.config.partition_deadline_seconds:g} s passed while {waiting_for}.",
-        )
+    def _deadline_error(self, waiting_for: str, *, ahead: bool = False) -> DeadlineExceeded:
+        """The partition's time is up (``ahead``: the wait in question would outlast it, so it was not begun)."""
+        deadline = f"the partition deadline of {self.config.partition_deadline_seconds:g} s"
+        if ahead:
+            return DeadlineExceeded(self.account_id, f"{waiting_for} would pass {deadline}.")
+        return DeadlineExceeded(self.account_id, f"{deadline} passed while {waiting_for}.")
 
     def _log(self, level: int, message: str) -> None:
         self._logger.log(level, f"[{self._log_prefix}] {message}")
