@@ -479,7 +479,10 @@ def _timestamp(value: Any) -> datetime:
         raise ValueError("expected an ISO-8601 timestamp") from None
     if parsed.tzinfo is None:
         raise ValueError("timestamp has no UTC offset")
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("timestamp is outside the years 1 to 9999 in UTC") from None
 
 
 _FIELD_CONVERTERS: Mapping[str, Callable[[Any], Any]] = {

@@ -173,6 +173,14 @@ def test_empty_frame_has_the_canonical_columns_and_dtypes_and_is_valid() -> None
         ({"budget": None}, "campaign 'campaign_2' field 'budget': expected a number, got NoneType"),
         ({"budget": "lots"}, "campaign 'campaign_2' field 'budget': expected a number, got text that is not one"),
         ({"budget": 1.005}, "campaign 'campaign_2' field 'budget': does not fit decimal(18, 2)"),
+        (
+            {"created_at": "0001-01-01T00:00:00+01:00"},
+            "campaign 'campaign_2' field 'created_at': timestamp is outside the years 1 to 9999 in UTC",
+        ),
+        (
+            {"created_at": "9999-12-31T23:59:59-01:00"},
+            "campaign 'campaign_2' field 'created_at': timestamp is outside the years 1 to 9999 in UTC",
+        ),
         ({"budget": 10**16}, "campaign 'campaign_2' field 'budget': does not fit decimal(18, 2)"),
         ({"name": 7}, "campaign 'campaign_2' field 'name': expected text, got int"),
         ({"created_at": "yesterday"}, "campaign 'campaign_2' field 'created_at': expected an ISO-8601 timestamp"),
