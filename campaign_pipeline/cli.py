@@ -187,7 +187,8 @@ def _run_partitions(prepared, warehouse, account_ids: list[str], day: date, para
     active: list[_AccountRun] = []
     try:
         _supervise(warehouse, day, parallel, waiting, active, prepared.env)
-    except KeyboardInterrupt:
+    except BaseException:
+        # Interrupted, or this process failed: either way no sync it started may go on unsupervised.
         _stop(runs)
         raise
     return runs
@@ -197,6 +198,9 @@ def _supervise(
     warehouse, day: date, parallel: int, waiting: list[_AccountRun], active: list[_AccountRun], env: dict[str, str]
 ) -> None:
     """Start account syncs, at most ``parallel`` at once, print their progress, until all have ended."""
+    import psycopg
+
+    progress_unavailable = False
     while waiting or active:
         while waiting and len(active) < parallel:
             run = waiting.pop(0)
@@ -209,7 +213,15 @@ def _supervise(
                 )
             active.append(run)
         time.sleep(POLL_SECONDS)
-        progress = warehouse.read_progress(day, [run.account_id for run in active])
+        try:
+            progress = warehouse.read_progress(day, [run.account_id for run in active])
+        except psycopg.Error as error:
+            # Progress is only shown; the syncs report their own outcome. The next tick tries again.
+            if not progress_unavailable:
+                print(f"  (progress unavailable: {type(error).__name__}; the syncs go on)", file=sys.stderr, flush=True)
+            progress_unavailable, progress = True, {}
+        else:
+            progress_unavailable = False
         for run in list(active):
             line = _progress_line(progress.get(run.account_id))
             if line and line != run.last_progress:
