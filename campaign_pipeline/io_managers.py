@@ -3,7 +3,8 @@
 Parquet keeps the frame's types exactly (dates, UTC timestamps, exact
 decimals, strings), where pickling would tie stored data to the versions of
 pandas and Python that wrote it. Each partition is one file, written to a
-temporary name and renamed into place, so a crash never leaves half a file.
+temporary name, flushed to disk and renamed into place, so that neither a
+crash nor a power cut leaves half a file, and a failed write leaves nothing.
 """
 
 from __future__ import annotations
@@ -25,8 +26,15 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         path = self._path(context)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
-        obj.to_parquet(partial, index=False)
-        os.replace(partial, path)
+        try:
+            obj.to_parquet(partial, index=False)
+            with partial.open("rb") as written:
+                os.fsync(written.fileno())
+            os.replace(partial, path)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        _fsync_directory(path.parent)
         context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
@@ -39,3 +47,12 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         partition = context.asset_partition_key if context.has_asset_partitions else "all"
         # Account ids cannot hold "|" or "/", so "account|date" maps to one file per account and day.
         return Path(self.base_dir, *context.asset_key.path, *str(partition).split("|")).with_suffix(".parquet")
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
