@@ -203,8 +203,10 @@ class Simulator:
         """
         account_id = self._authenticate(authorization, client_id)
         record.account = account_id
+        # Upstream counts the window per X-Client-ID value, "default" without one; ours per account.
+        window = (client_id or "default") if self.config.upstream_quirks else account_id
         retry_after = self.limiter.admit(
-            account_id, record.arrived_monotonic, self.faults.rate_limit, self.faults.rate_window_seconds
+            window, record.arrived_monotonic, self.faults.rate_limit, self.faults.rate_window_seconds
         )
         if retry_after is not None:
             self.stats.rate_limited += 1

@@ -366,6 +366,20 @@ class TestRetries:
             "waiting 60.0 s more would exceed the rate-limited budget of 10 s"
         )
 
+    def test_each_account_has_its_own_upstream_window_because_every_request_names_it(self) -> None:
+        # Upstream counts the window per X-Client-ID; without the header every account would share one.
+        with MockApiServer(
+            profile="fast", seed=SEED, upstream_quirks=True, rate_limit=4, rate_window_seconds=60
+        ) as quirky:
+            reports = []
+            for account_id in ("acme-retail", "globex"):
+                no_waiting = RetryBudget(retries=0, seconds=0)
+                with make_client(quirky, account_id, rate_limited_retry=no_waiting) as client:
+                    reports.append(client.sync_campaigns([f"campaign_{n}" for n in range(1, 5)]))
+            counters = quirky.counters()
+        assert [(len(report.synced), report.failed) for report in reports] == [(4, {}), (4, {})]
+        assert counters["rate_limited"] == 0
+
     def test_the_proactive_limiter_prevents_every_429(self, api: MockApiServer) -> None:
         api.set_faults({"rate_limit": 5, "rate_window_seconds": 0.25})
         started = time.monotonic()

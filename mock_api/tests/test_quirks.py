@@ -83,3 +83,16 @@ def test_a_new_token_renews_every_token(quirky: MockApiServer, http: httpx.Clien
     assert http.get("/api/campaigns", headers=bearer(first)).status_code == 200
     sleep_until(second_issued + 0.55)
     assert http.get("/api/campaigns", headers=bearer(first)).json()["error"] == "Token expired"
+
+
+def test_the_window_is_counted_per_x_client_id_and_shared_without_one(quirky: MockApiServer, http: httpx.Client) -> None:
+    quirky.set_faults({"rate_limit": 2})
+    acme, globex = quirky.token("acme-retail"), quirky.token("globex")
+
+    def statuses(token: str, client_id: str | None) -> list[int]:
+        return [http.get("/api/campaigns", headers=bearer(token, client_id)).status_code for _ in range(2)]
+
+    assert statuses(acme, "acme-retail") == [200, 200]
+    assert statuses(globex, "globex") == [200, 200]
+    # Without the header, both accounts fall into one window named "default".
+    assert statuses(acme, None) + statuses(globex, None) == [200, 200, 429, 429]
