@@ -23,7 +23,7 @@ class EndpointFaults(BaseModel):
     503, below ``error_rate + hang_rate`` the request hangs, else it proceeds.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     error_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="Share of requests answered 503.")
     hang_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="Share of requests that never answer.")
@@ -39,7 +39,7 @@ class EndpointFaults(BaseModel):
 class FaultSettings(BaseModel):
     """Everything an operator may change while the simulator runs."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     token: EndpointFaults = Field(description="Faults of POST /auth/token.")
     list: EndpointFaults = Field(description="Faults of GET /api/campaigns.")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hmac
 import json
 import random
@@ -67,7 +66,7 @@ def parse_basic_authorization(header: str | None) -> tuple[str, str]:
         raise ApiError(401, "Unauthorized", "Send Authorization: Basic base64(email:password).")
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text that b64decode refuses
         raise ApiError(401, "Unauthorized", "The Basic credentials are not valid base64 of UTF-8 text.") from None
     email, separator, password = decoded.partition(":")
     if not separator or not email:

@@ -88,11 +88,13 @@ def test_bad_sync_bodies_get_400(api: MockApiServer, http: httpx.Client, content
         "Basic !!!not-base64",
         "Basic " + base64.b64encode(b"no-colon-here").decode(),
         "Basic " + base64.b64encode(b"\xff\xfe:x").decode(),
+        b"Basic \xe9t\xe9",
     ],
 )
 def test_missing_or_malformed_basic_header_gets_401_unauthorized(
-    api: MockApiServer, http: httpx.Client, authorization: str | None
+    api: MockApiServer, http: httpx.Client, authorization: str | bytes | None
 ) -> None:
+    # bytes: a header that is not ASCII (the server reads it as Latin-1).
     headers = {} if authorization is None else {"Authorization": authorization}
 
     response = http.post("/auth/token", headers=headers)

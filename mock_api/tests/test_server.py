@@ -55,6 +55,8 @@ def test_environment_fills_options_and_flags_win() -> None:
         (["--list-error-rate", "1.5"], {}, "--list-error-rate"),
         (["--list-error-rate", "0.8", "--list-hang-rate", "0.5"], {}, "error_rate + hang_rate must be at most 1"),
         (["--rate-window-seconds", "0"], {}, "--rate-window-seconds"),
+        (["--rate-window-seconds", "inf"], {}, "--rate-window-seconds: Input should be a finite number."),
+        ([], {"MOCK_API_TOKEN_LIFETIME_SECONDS": "nan"}, "Input should be a finite number."),
         (["--campaign-count", "0"], {}, "campaign_count must be at least 1"),
         (["--port", "70000"], {}, "--port"),
         ([], {"MOCK_API_RATE_LIMIT": "many"}, "MOCK_API_RATE_LIMIT"),
