@@ -279,7 +279,7 @@ def _admin_router(simulator: Simulator) -> APIRouter:
 
     @router.get("/requests")
     async def requests() -> list[dict[str, Any]]:
-        """The request log, oldest first (no headers, no bodies)."""
+        """The finished requests in arrival order (no headers, no bodies)."""
         return simulator.stats.log()
 
     @router.get("/tokens")

@@ -66,8 +66,12 @@ class RequestStats:
         }
 
     def log(self) -> list[dict[str, Any]]:
-        """Return the logged requests, oldest first."""
-        return [asdict(record) for record in self._log]
+        """Return the finished requests, in the order they arrived.
+
+        A request is logged when it finishes (a hang after many a later request),
+        and the log keeps the last ``log_size`` to finish.
+        """
+        return [asdict(record) for record in sorted(self._log, key=lambda record: record.arrived_monotonic)]
 
     def reset(self) -> None:
         """Forget every count and logged request."""

@@ -181,7 +181,7 @@ class MockApiServer:
         return counters
 
     def requests(self) -> list[dict[str, Any]]:
-        """Return the request log, oldest first."""
+        """Return the finished requests in the order they arrived."""
         log: list[dict[str, Any]] = self._call("GET", "/__admin/requests")
         return log
 

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 
 import httpx
 import pytest
@@ -74,6 +76,25 @@ def test_request_log_describes_requests_without_secrets(api: MockApiServer, http
     secrets = [*tokens, *(login["password"] for login in demo_credentials().values())]
     assert not [secret for secret in secrets if secret in text]
     assert api.tokens() == tokens
+
+
+def test_request_log_lists_a_hanging_request_where_it_arrived(api: MockApiServer, http: httpx.Client) -> None:
+    api.set_faults({"list": {"hang_rate": 1.0}, "hang_seconds": 0.5})
+    token = api.token()
+    hanging = threading.Thread(target=lambda: http.get("/api/campaigns", headers=bearer(token)))
+    hanging.start()
+    deadline = time.monotonic() + 5
+    while api.counters()["hangs"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+    api.token()  # arrives after the hanging list request, finishes long before it
+    hanging.join()
+
+    assert [(record["endpoint"], record["status"]) for record in api.requests()] == [
+        ("token", 200),
+        ("list", 503),
+        ("token", 200),
+    ]
 
 
 def test_fault_changes_return_the_whole_settings(api: MockApiServer) -> None:
