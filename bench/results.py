@@ -667,8 +667,9 @@ def _many_accounts_notes(figures: dict[str, Any]) -> list[str]:
     one, many = figures["one_account"], figures["many_accounts"]
     note = (
         f"- **{many['accounts']} accounts** ({figures['wall_ratio']:.2f}x): each account-day alone takes "
-        f"{seconds(one['median']['asset_wall'])} of syncing; every run is a fresh interpreter that the code server "
-        "spawns and that imports Dagster, its PostgreSQL storage and the code before its first step (median "
+        f"{seconds(one['median']['asset_wall'])} of syncing; every run is a process forked from the fork "
+        "server (the project's run launcher) that imports the project's code and opens its connections before "
+        "its first step (median "
         f"start-up {seconds(many['median'].get('starting_to_run_start'))} with {many['accounts']} runs starting on "
         f"{os.cpu_count()} cores, {seconds(one['median'].get('starting_to_run_start'))} alone), so the last run "
         "starts that much CPU later than the first."

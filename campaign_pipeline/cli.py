@@ -99,9 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     backfill = commands.add_parser(
         "backfill",
-        help="launch one Dagster backfill of the failed account-days",
+        help="launch a Dagster backfill of the failed account-days",
         description="Find the account-days whose latest attempt failed (either asset FAILED) and launch one "
-        "backfill of campaign_sync_job over exactly those; the daemon runs it and the UI shows it.",
+        "backfill of campaign_sync_job over exactly those (several of about 4,000 each past that); the daemon "
+        "runs it and the UI shows it.",
     )
     backfill.add_argument("--failed", action="store_true", required=True, help="select the failed partitions")
     backfill.add_argument("--since", type=_iso_date, help="only days on or after YYYY-MM-DD")
