@@ -66,7 +66,7 @@ def build_campaign_assets(
         synced, and campaigns that keep failing are listed in the failure ledger
         (table ``campaign_sync_failures``) and fail the partition.
         """
-        account_day = account_day_from_key(context.partition_key)
+        account_day = _account_day(context.partition_key)
         store = warehouse.get_warehouse()
         started = time.monotonic()
         with _fatal_errors_fail_without_retry(account_day):
@@ -111,7 +111,7 @@ def build_campaign_assets(
         deleted, unchanged rows left untouched, so a rerun changes nothing and a
         reader never sees half a day.
         """
-        account_day = account_day_from_key(context.partition_key)
+        account_day = _account_day(context.partition_key)
         store = warehouse.get_warehouse()
         started = time.monotonic()
         # replace_partition validates the frame before writing; a frame that breaks a rule fails without retry.
@@ -279,6 +279,14 @@ def _sync_campaigns(context, client, store, account_day: AccountDay, campaign_id
         )
     store.clear_campaign_failures(account_id, day)
     return len(already_synced)
+
+
+def _account_day(partition_key: str) -> AccountDay:
+    """The partition's account-day; a key no account-day has (one added by hand) fails without retry."""
+    try:
+        return account_day_from_key(partition_key)
+    except AccountConfigError as exc:
+        raise dg.Failure(description=f"Partition {partition_key!r}: {exc}", allow_retries=False) from exc
 
 
 @contextlib.contextmanager

@@ -26,6 +26,8 @@ SEED = 11
 DAY = date(2026, 11, 27)
 PARTITIONS = build_campaign_partitions(date(2026, 1, 1))
 ASSETS = build_campaign_assets(PARTITIONS, step_retries=0)
+# For tests that a failure skips the step retries: with none configured, that would prove nothing.
+RETRYING = build_campaign_assets(PARTITIONS, step_retries=2, step_retry_delay_seconds=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +200,7 @@ def test_wrong_credentials_fail_without_retry_and_without_the_secret(api, instan
         base_url=api.url, credentials=json.dumps(bad), rate_limit=1000, rate_window_seconds=1.0
     )
 
-    result = _materialize(instance, resources, raise_on_error=False)
+    result = _materialize(instance, resources, assets=RETRYING, raise_on_error=False)
 
     assert not result.success
     (failure,) = [event for event in result.all_events if event.is_step_failure]
@@ -208,6 +210,26 @@ def test_wrong_credentials_fail_without_retry_and_without_the_secret(api, instan
     assert [event for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY"] == []
     with Warehouse(warehouse_url) as warehouse:
         assert warehouse.partition_row_count("acme-retail", DAY) == 0
+
+
+def test_a_partition_key_of_no_account_fails_once_without_step_retries(api, instance, warehouse_url, tmp_path):
+    # The UI lets anyone add a dynamic partition by hand.
+    instance.add_dynamic_partitions("account", ["Acme Retail"])
+
+    result = dg.materialize(
+        RETRYING,
+        instance=instance,
+        resources=_resources(api.url, warehouse_url, tmp_path),
+        partition_key="Acme Retail|2026-11-27",
+        raise_on_error=False,
+    )
+
+    (failure,) = [event for event in result.all_events if event.is_step_failure]
+    assert failure.event_specific_data.error.message.startswith(
+        "dagster._core.definitions.events.Failure: Partition 'Acme Retail|2026-11-27': Account id 'Acme Retail' is invalid"
+    )
+    assert [event for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY"] == []
+    assert api.requests() == []
 
 
 def test_unknown_account_fails_with_one_sentence(api, instance, warehouse_url, tmp_path):

@@ -11,6 +11,9 @@ import pytest
 
 from campaign_pipeline.accounts import AccountConfigError
 from campaign_pipeline.sensors import (
+    WEBHOOK_ATTEMPTS,
+    WEBHOOK_RETRY_DELAY_SECONDS,
+    WEBHOOK_TIMEOUT_SECONDS,
     AlertDeliveryError,
     build_account_registry_sensor,
     build_final_failure_sensor,
@@ -169,3 +172,13 @@ def test_an_unreachable_webhook_is_named_by_its_setting_only():
         "CAMPAIGN_PIPELINE_ALERT_WEBHOOK_URL did not take the alert about run run-1 "
         "(2 attempts, last: ConnectionError)."
     )
+
+
+def test_an_alert_takes_at_most_a_fifth_of_a_sensor_tick():
+    # Dagster's run-status sensor handles up to 5 runs in one tick, which must end within 60 s.
+    worst_case = WEBHOOK_ATTEMPTS * WEBHOOK_TIMEOUT_SECONDS + sum(
+        WEBHOOK_RETRY_DELAY_SECONDS * 2**retry for retry in range(WEBHOOK_ATTEMPTS - 1)
+    )
+
+    assert worst_case == 10.5
+    assert 5 * worst_case < 60
