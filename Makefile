@@ -9,8 +9,9 @@ INSTALLED := $(VENV)/.installed
 .PHONY: run test dev chaos bench clean-state
 
 $(INSTALLED): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "campaign_pipeline needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] < (3, 15) else "campaign_pipeline needs Python 3.11 to 3.14 (Dagster 1.13 supports no newer); set PYTHON=/path/to/python3.12")'
+	@# A venv whose pip is missing (python3-venv was not installed when it was made) is made again.
+	@$(BIN)/python -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(INSTALLED)
 
