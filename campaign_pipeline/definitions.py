@@ -10,7 +10,11 @@ from campaign_pipeline.io_managers import ParquetIOManager
 from campaign_pipeline.partitions import build_campaign_partitions
 from campaign_pipeline.resources import AdPlatformResource, WarehouseResource
 from campaign_pipeline.schedules import build_daily_schedule
-from campaign_pipeline.sensors import build_account_registry_sensor, build_final_failure_sensor
+from campaign_pipeline.sensors import (
+    build_account_registry_sensor,
+    build_final_failure_sensor,
+    build_lost_retry_sensor,
+)
 from campaign_pipeline.settings import Settings
 
 CAMPAIGN_SYNC_JOB = "campaign_sync_job"
@@ -46,6 +50,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         sensors=[
             build_account_registry_sensor(settings.accounts_file),
             build_final_failure_sensor(settings.alert_webhook_url),
+            build_lost_retry_sensor(settings.alert_webhook_url),
         ],
         resources={
             "ad_platform": AdPlatformResource(

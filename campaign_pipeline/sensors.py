@@ -1,4 +1,4 @@
-"""Sensors: the account dimension follows the registry; final failures raise an alert."""
+"""Sensors: the account dimension follows the registry; final failures and lost retries raise an alert."""
 
 from __future__ import annotations
 
@@ -14,6 +14,12 @@ from campaign_pipeline.accounts import load_registry
 from campaign_pipeline.partitions import ACCOUNT_DIMENSION
 
 WILL_RETRY_TAG = "dagster/will_retry"
+# Set on a failed run by the daemon when it launches the run's retry.
+AUTO_RETRY_RUN_ID_TAG = "dagster/auto_retry_run_id"
+# Set on a run once an alert about its lost retry went out.
+LOST_RETRY_ALERTED_TAG = "campaign_pipeline/lost_retry_alerted"
+# How long the daemon gets to launch a retry before the retry counts as lost.
+LOST_RETRY_GRACE_SECONDS = 600
 # A tick handles up to 5 failed runs (Dagster's run-status sensor limit) within its 60 s, so an
 # alert gets at most 10.5 s: three tries of at most 3 s, 0.5 s and 1 s apart. A webhook answers in well under 1 s.
 WEBHOOK_TIMEOUT_SECONDS = 3
@@ -75,6 +81,49 @@ def build_final_failure_sensor(webhook_url: str | None) -> dg.SensorDefinition:
         return None
 
     return final_failure_alert_sensor
+
+
+def build_lost_retry_sensor(webhook_url: str | None, *, grace_seconds: float = LOST_RETRY_GRACE_SECONDS):
+    """Return ``lost_retry_alert_sensor``: an alert for a failed run whose promised retry never started.
+
+    ``final_failure_alert_sensor`` passes over a failure Dagster says it will
+    retry, and sees each failure once; when the retry is then never launched
+    (the code location did not load when the daemon tried, say), this sensor
+    raises the alert, once per run, ``grace_seconds`` after the run ended. An
+    alert the webhook refuses is tried again at the next tick.
+    """
+
+    @dg.sensor(
+        name="lost_retry_alert_sensor",
+        minimum_interval_seconds=300,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def lost_retry_alert_sensor(context: dg.SensorEvaluationContext):
+        records = context.instance.get_run_records(
+            filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], tags={WILL_RETRY_TAG: "true"}),
+            limit=100,
+        )
+        now = time.time()
+        lost = [
+            record.dagster_run
+            for record in records
+            if AUTO_RETRY_RUN_ID_TAG not in record.dagster_run.tags
+            and LOST_RETRY_ALERTED_TAG not in record.dagster_run.tags
+            and record.end_time is not None
+            and now - record.end_time >= grace_seconds
+        ]
+        if not lost:
+            return dg.SkipReason("No failed run is waiting for a retry that never started.")
+        for run in lost:
+            minutes = grace_seconds / 60
+            alert = failure_alert(run, f"Dagster marked the run for a retry that did not start within {minutes:g} min")
+            context.log.error(json.dumps(alert, sort_keys=True))
+            if webhook_url:
+                post_alert(webhook_url, alert)
+            context.instance.add_run_tags(run.run_id, {LOST_RETRY_ALERTED_TAG: "true"})
+        return dg.SkipReason(f"Alerted about {len(lost)} run(s) whose retry never started.")
+
+    return lost_retry_alert_sensor
 
 
 class AlertDeliveryError(RuntimeError):

@@ -17,6 +17,7 @@ from campaign_pipeline.sensors import (
     AlertDeliveryError,
     build_account_registry_sensor,
     build_final_failure_sensor,
+    build_lost_retry_sensor,
     post_alert,
 )
 
@@ -182,3 +183,45 @@ def test_an_alert_takes_at_most_a_fifth_of_a_sensor_tick():
 
     assert worst_case == 10.5
     assert 5 * worst_case < 60
+
+
+def _failed_run_marked_for_retry(instance, **tags) -> dg.DagsterRun:
+    result = broken_job.execute_in_process(
+        instance=instance, raise_on_error=False, tags={"dagster/will_retry": "true", **tags}
+    )
+    return instance.get_run_by_id(result.run_id)
+
+
+def test_a_retry_that_never_started_raises_one_alert(webhook_receiver):
+    sensor = build_lost_retry_sensor(webhook_receiver.url, grace_seconds=0)
+    with dg.instance_for_test() as instance:
+        lost = _failed_run_marked_for_retry(instance, **{"dagster/partition/account": "acme"})
+        _failed_run_marked_for_retry(instance, **{"dagster/auto_retry_run_id": "the-retry"})
+
+        first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+        second = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+
+        assert instance.get_run_by_id(lost.run_id).tags["campaign_pipeline/lost_retry_alerted"] == "true"
+    assert [(alert["run_id"], alert["account"]) for alert in webhook_receiver.received] == [(lost.run_id, "acme")]
+    assert webhook_receiver.received[0]["message"] == (
+        "Dagster marked the run for a retry that did not start within 0 min"
+    )
+    assert first.skip_message == "Alerted about 1 run(s) whose retry never started."
+    assert second.skip_message == "No failed run is waiting for a retry that never started."
+
+
+def test_a_retry_still_within_its_grace_raises_no_alert_and_a_refused_alert_is_tried_next_tick(webhook_receiver):
+    with dg.instance_for_test() as instance:
+        run = _failed_run_marked_for_retry(instance)
+        waiting = build_lost_retry_sensor(webhook_receiver.url, grace_seconds=600)
+        assert waiting.evaluate_tick(dg.build_sensor_context(instance=instance)).skip_message == (
+            "No failed run is waiting for a retry that never started."
+        )
+
+        webhook_receiver.statuses.extend([500, 500, 500])
+        lost = build_lost_retry_sensor(webhook_receiver.url, grace_seconds=0)
+        with pytest.raises(AlertDeliveryError):
+            lost.evaluate_tick(dg.build_sensor_context(instance=instance))
+        lost.evaluate_tick(dg.build_sensor_context(instance=instance))
+
+    assert [alert["run_id"] for alert in webhook_receiver.received] == [run.run_id] * 4
