@@ -46,6 +46,8 @@ from dagster._serdes import ConfigurableClass, ConfigurableClassData
 PID_TAG = "campaign_pipeline/run_pid"
 # The run tag telling that process apart from a later one given the same id: "<boot id>/<start time>".
 PROCESS_START_TAG = "campaign_pipeline/run_process_start"
+# Indexes in :func:`_proc_stat`'s fields (stat(5)'s field numbers minus 3): state, start time.
+STAT_STATE, STAT_START_TIME = 0, 19
 # Imported once by the fork server: what every run needs and takes long to import.
 DEFAULT_PRELOAD_MODULES: tuple[str, ...] = (
     "dagster",
@@ -219,26 +221,29 @@ def _is_run_process_alive(run: DagsterRun, pid: int) -> bool:
 def _process_start(pid: int) -> str | None:
     """``<boot id>/<start time in clock ticks>`` of process ``pid``: unique on this machine, or ``None``
     where ``/proc`` does not tell (not Linux, or the process is gone)."""
+    fields = _proc_stat(pid)
     try:
         with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as boot_id:
             boot = boot_id.read().strip()
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            # Fields after the command name, which is in parentheses and may hold spaces; start time is field 22.
-            fields = stat.read().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return f"{boot}/{fields[19]}"
+    return None if fields is None else f"{boot}/{fields[STAT_START_TIME]}"
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (in parentheses, may hold spaces), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
 
 
 def _is_alive(pid: int) -> bool:
     """Whether process ``pid`` exists on this machine and is not a zombie (an exited, unreaped process)."""
     if os.path.isdir("/proc/self"):
-        try:
-            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-                state = stat.read().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError):
-            return False
-        return state not in ("Z", "X")
+        fields = _proc_stat(pid)
+        return fields is not None and fields[STAT_STATE] not in ("Z", "X")
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

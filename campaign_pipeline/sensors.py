@@ -74,10 +74,7 @@ def build_final_failure_sensor(webhook_url: str | None) -> dg.SensorDefinition:
         run = context.dagster_run
         if run.tags.get(WILL_RETRY_TAG) == "true":
             return dg.SkipReason(f"Run {run.run_id} failed but will be retried.")
-        alert = failure_alert(run, context.failure_event.message)
-        context.log.error(json.dumps(alert, sort_keys=True))
-        if webhook_url:
-            post_alert(webhook_url, alert)
+        raise_alert(context, webhook_url, failure_alert(run, context.failure_event.message))
         return None
 
     return final_failure_alert_sensor
@@ -116,14 +113,22 @@ def build_lost_retry_sensor(webhook_url: str | None, *, grace_seconds: float = L
             return dg.SkipReason("No failed run is waiting for a retry that never started.")
         for run in lost:
             minutes = grace_seconds / 60
-            alert = failure_alert(run, f"Dagster marked the run for a retry that did not start within {minutes:g} min")
-            context.log.error(json.dumps(alert, sort_keys=True))
-            if webhook_url:
-                post_alert(webhook_url, alert)
+            raise_alert(
+                context,
+                webhook_url,
+                failure_alert(run, f"Dagster marked the run for a retry that did not start within {minutes:g} min"),
+            )
             context.instance.add_run_tags(run.run_id, {LOST_RETRY_ALERTED_TAG: "true"})
         return dg.SkipReason(f"Alerted about {len(lost)} run(s) whose retry never started.")
 
     return lost_retry_alert_sensor
+
+
+def raise_alert(context, webhook_url: str | None, alert: dict) -> None:
+    """Log ``alert`` as a JSON line in the sensor tick and, with a webhook, POST it (see :func:`post_alert`)."""
+    context.log.error(json.dumps(alert, sort_keys=True))
+    if webhook_url:
+        post_alert(webhook_url, alert)
 
 
 class AlertDeliveryError(RuntimeError):

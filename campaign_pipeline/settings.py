@@ -20,9 +20,6 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import unquote
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
-
 PREFIX = "CAMPAIGN_PIPELINE_"
 
 HOME = PREFIX + "HOME"
@@ -191,11 +188,14 @@ def _date(env: Mapping[str, str], name: str, default: date) -> date:
         raise SettingsError(f"{name} must be a date as YYYY-MM-DD, not {raw!r}.") from None
 
 
+_HTTP_URL = re.compile(r"https?://[^/\s]+")
+
+
 def _http_url(env: Mapping[str, str], name: str) -> str | None:
     raw = _text(env, name)
     if raw is None:
         return None
-    if not re.match(r"https?://[^/\s]+", raw):
+    if not _HTTP_URL.match(raw):
         raise SettingsError(f"{name} must be an http:// or https:// URL, not {redact_url(raw)!r}.")
     scheme, _, rest = raw.partition("://")
     if "@" in rest:
@@ -210,7 +210,7 @@ def _http_url(env: Mapping[str, str], name: str) -> str | None:
 def _secret_http_url(env: Mapping[str, str], name: str) -> str | None:
     """An http(s) URL that is a secret as a whole (a webhook's path is often its token): never shown."""
     raw = _text(env, name)
-    if raw is not None and not re.match(r"https?://[^/\s]+", raw):
+    if raw is not None and not _HTTP_URL.match(raw):
         raise SettingsError(f"{name} must be an http:// or https:// URL (its value is a secret, so not shown).")
     return raw
 
@@ -261,6 +261,10 @@ def redact_message(message: str, url: str) -> str:
 
 def postgres_url_problem(url: str) -> str | None:
     """Return why libpq cannot parse ``url`` (redacted, safe to print), or ``None`` if it can."""
+    # Imported here: every command reads the settings, few of them need the driver.
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
     try:
         conninfo_to_dict(url)
     except psycopg.Error as error:
@@ -269,8 +273,8 @@ def postgres_url_problem(url: str) -> str | None:
 
 
 def _passwords(url: str) -> set[str]:
-    raw = {url[start:end] for start, end in _password_spans(url)} - {""}
-    return raw | {unquote(secret) for secret in raw} - {""}
+    raw = {url[start:end] for start, end in _password_spans(url) if end > start}
+    return raw | {unquote(secret) for secret in raw}
 
 
 def _password_spans(url: str) -> list[tuple[int, int]]:
