@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
 from types import TracebackType
 from typing import Any, NoReturn, TypeAlias
 from urllib.parse import quote
@@ -536,8 +537,7 @@ class AdPlatformClient:
 
     def _date_slot(self, admission: Admission, counted_by: float) -> None:
         """Date the request's slot at the latest moment the platform can have counted it (see arrival.py)."""
-        admission.date_at(counted_by)
-        if admission.redated:
+        if admission.date_at(counted_by):
             self.stats.record_limiter_redate()
 
     def _send(self, call: _Call, auth: AuthBase, admission: Admission | None = None) -> Outcome:
@@ -588,7 +588,10 @@ class AdPlatformClient:
         if admission is not None:
             # Keyed by status too: a quick 503 says nothing about the time a successful sync takes after counting.
             answer_kind = f"{call.endpoint} {response.status_code}"
-            self._date_slot(admission, self._arrivals.answered(answer_kind, sent_at, admission.clock()))
+            counted_by = self._arrivals.answered(
+                answer_kind, sent_at, admission.clock(), date_slot=partial(self._date_slot, admission)
+            )
+            self._date_slot(admission, counted_by)
         self.stats.record_request(
             call.endpoint, str(response.status_code), bytes_sent=len(data or b""), bytes_received=len(body)
         )

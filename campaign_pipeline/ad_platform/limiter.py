@@ -84,6 +84,8 @@ class Admission:
         self._restamp = restamp
         self._restamp_after_seconds = restamp_after_seconds
         self.clock = clock
+        # A slot is dated again from the thread of whichever answer teaches a quicker one (arrival.py).
+        self._dating = threading.Lock()
 
     def before_send(self) -> bool:
         """Call just before sending; return False when the slot lapsed and a new one must be taken.
@@ -100,20 +102,24 @@ class Admission:
         self.restamped += 1
         return True
 
-    def date_at(self, moment: float) -> None:
-        """Date the slot at ``moment`` (on the admission's clock), when its request ended.
+    def date_at(self, moment: float) -> bool:
+        """Date the slot at ``moment`` (on the admission's clock), once its request ended; return whether it moved.
 
         ``moment`` is the latest time the platform can have counted the request
         (see :mod:`campaign_pipeline.ad_platform.arrival`); the slot moves
         there when that is later than its stamp by more than the re-stamp
         threshold, so that the request admitted one window later cannot arrive
-        within a window of this one.
+        within a window of this one. Safe to call from any thread, any number
+        of times: a slot never moves earlier.
         """
-        if moment - self.taken_at <= self._restamp_after_seconds:
-            return
-        if self._restamp(max(0.0, self.clock() - moment)):
+        with self._dating:
+            if moment - self.taken_at <= self._restamp_after_seconds:
+                return False
+            if not self._restamp(max(0.0, self.clock() - moment)):
+                return False
             self.taken_at = moment
             self.redated += 1
+            return True
 
 
 class RateLimiter(Protocol):

@@ -6,10 +6,16 @@ simulator counts it 0.4 s after the client sent it. With one request per
 1 s window and a 0.1 s safety margin, a slot dated at sending would let
 page 2 arrive 0.7 s after page 1 (a 429, the control test); dated once the
 answer came, it arrives a full window after.
+
+The first window of a run is sent into a platform that is still catching up:
+when the first syncs are all held, the quickest sync answer seen so far is
+late too, and the slots it dates are dated too early. The first quicker answer
+dates those slots again (arrival.py), before the next window opens.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import socket
 import threading
@@ -132,3 +138,61 @@ def test_without_dating_the_late_counted_request_costs_a_429() -> None:
     counters, stats, _ = list_through_a_busy_platform(UndatedLimiter(SlidingWindowLimiter(1, WINDOW, safety_margin_seconds=MARGIN)))
     assert counters["rate_limited"] == 1
     assert stats["limiter_redates"] == 0
+
+
+SYNC_WINDOW = 1.5
+SYNC_LIMIT = 6
+SYNC_LATENCY = 0.1
+HELD_SYNCS = 2
+
+
+def hold_the_first_syncs(count: int) -> Callable[[bytes], float]:
+    held = itertools.count()
+
+    def hold(chunk: bytes) -> float:
+        if chunk.startswith(b"POST /api/campaigns/") and next(held) < count:
+            return HOLD_SECONDS
+        return 0.0
+
+    return hold
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["in_process", "postgres"])
+def test_slots_dated_by_a_late_burst_are_dated_again_by_the_first_quicker_answer(
+    shared: bool, make_database: Callable[[str], str]
+) -> None:
+    # One sync at a time. The first two are held 0.4 s, then the platform keeps up (0.1 s a sync).
+    # The first sync answer is dated at its answer; the second, dated by the first one's 0.5 s, would be
+    # dated 0.4 s early and let the eighth request arrive 1.3 s after it (a 429, the window being 1.5 s),
+    # but the third answer's 0.1 s dates it again at its real arrival.
+    config = shortened_config(
+        rate_limit=SYNC_LIMIT, rate_window_seconds=SYNC_WINDOW, limiter_safety_margin_seconds=MARGIN,
+        page_size=50, page_workers=1, sync_workers=1,
+    )
+    limiter: RateLimiter = (
+        PostgresSlidingWindowLimiter(
+            make_database("limiter"), limit=SYNC_LIMIT, window_seconds=SYNC_WINDOW, safety_margin_seconds=MARGIN
+        )
+        if shared
+        else SlidingWindowLimiter(SYNC_LIMIT, SYNC_WINDOW, safety_margin_seconds=MARGIN)
+    )
+    try:
+        with MockApiServer(
+            profile="fast", seed=0, campaign_count=10, rate_limit=SYNC_LIMIT, rate_window_seconds=SYNC_WINDOW,
+            sync_latency_seconds=SYNC_LATENCY,
+        ) as server:
+            port = int(server.url.rsplit(":", 1)[1])
+            with (
+                holding_proxy(port, hold_the_first_syncs(HELD_SYNCS)) as url,
+                AdPlatformClient(url, ACCOUNT, credentials(ACCOUNT), config=config, limiter=limiter) as client,
+            ):
+                campaigns = client.fetch_campaigns(DAY)
+                report = client.sync_campaigns([campaign["id"] for campaign in campaigns])
+                counted = [r["arrived_monotonic"] for r in server.requests() if r["endpoint"] in ("list", "sync")]
+                counters = server.counters()
+    finally:
+        limiter.close()
+    assert (len(campaigns), len(report.synced), report.failed) == (10, 10, {})
+    assert counters["rate_limited"] == 0
+    assert len(counted) == 11
+    assert min(later - earlier for earlier, later in zip(counted, counted[SYNC_LIMIT:])) >= SYNC_WINDOW
