@@ -739,9 +739,10 @@ def _rate_limited_note(figures: dict[str, Any]) -> list[str]:
         "platform counts a request when it reaches it. The limiter stamps a slot when its request is sent, and "
         "dates it again when the request ends, at the answer's time minus the quickest answer seen from that "
         "endpoint (`ad_platform/arrival.py`), so a request the simulator counted late (it shares the two cores "
-        "with sixteen runs sending their first window at once) holds its slot from then. What still gets "
-        "through is a run's first burst before it has seen an undelayed answer of the endpoint, delayed by more "
-        "than the 0.25 s safety margin (`limiter_safety_margin_seconds`). Every 429 was obeyed and no run "
+        "with sixteen runs sending their first window at once) holds its slot from then; a quicker answer "
+        "of the endpoint dates the slots of the window before it again. What still gets through is a first "
+        "window in which no answer of the endpoint came back undelayed, delayed by more than the 0.25 s safety "
+        "margin (`limiter_safety_margin_seconds`). Every 429 was obeyed and no run "
         "failed; a larger margin trades a little throughput for fewer of them; fewer runs at once keep the CPU free."
     ]
 
