@@ -95,10 +95,13 @@ class ArrivalEstimator:
         with self._lock:
             self._forget_before(answered_at - self._horizon_seconds)
             known = self._quickest.get(endpoint)
+            quickest = answer.latency if known is None else min(known, answer.latency)
+            moved = []
             if known is not None:
-                answer.dated_at = max(sent_at, answered_at - min(known, answer.latency))
-            moved = self._learn_quickest(endpoint, answer.latency) if known is not None else []
-            self._quickest[endpoint] = answer.latency if known is None else min(known, answer.latency)
+                answer.dated_at = max(sent_at, answered_at - quickest)
+                if quickest < known:
+                    moved = self._date_again(endpoint, quickest)
+            self._quickest[endpoint] = quickest
             self._answers.append(answer)
         for date_again, moment in moved:
             date_again(moment)
@@ -111,15 +114,13 @@ class ArrivalEstimator:
             delay = max((answer.latency - self._quickest[answer.kind] for answer in self._answers), default=0.0)
         return min(now, sent_at + delay)
 
-    def _learn_quickest(self, endpoint: str, latency: float) -> list[tuple[Callable[[float], None], float]]:
-        """Date again the recent answers of ``endpoint`` by a quickest of ``latency``, where that is later."""
-        if latency >= self._quickest[endpoint]:
-            return []
+    def _date_again(self, endpoint: str, quickest: float) -> list[tuple[Callable[[float], None], float]]:
+        """Date again the recent answers of ``endpoint`` by a new ``quickest``, where that is later."""
         moved = []
         for answer in self._answers:
             if answer.kind != endpoint or answer.date_slot is None:
                 continue
-            moment = max(answer.sent_at, answer.answered_at - latency)
+            moment = max(answer.sent_at, answer.answered_at - quickest)
             if moment > answer.dated_at:
                 answer.dated_at = moment
                 moved.append((answer.date_slot, moment))
