@@ -30,6 +30,11 @@ CAMPAIGN_DAILY_METRICS_CHECKS = [
         asset=ASSET,
         description="Clicks do not exceed impressions (a warning: the platform's numbers, not ours).",
     ),
+    dg.AssetCheckSpec(
+        "campaigns_have_attributes",
+        asset=ASSET,
+        description="Every campaign with metrics has its row in campaigns (no foreign key enforces it).",
+    ),
 ]
 
 
@@ -44,6 +49,7 @@ def evaluate_partition_checks(profile: PartitionProfile, *, platform_total: int)
         _ids_result("campaign_ids_unique", profile.duplicated, dg.AssetCheckSeverity.ERROR),
         _ids_result("metrics_non_negative", profile.negative_metrics, dg.AssetCheckSeverity.ERROR),
         _ids_result("clicks_within_impressions", profile.over_clicked, dg.AssetCheckSeverity.WARN),
+        _ids_result("campaigns_have_attributes", profile.without_attributes, dg.AssetCheckSeverity.ERROR),
     ]
 
 

@@ -132,6 +132,7 @@ def test_account_day_lands_exactly_as_the_platform_reported(api, instance, wareh
         "campaign_ids_unique": True,
         "metrics_non_negative": True,
         "clicks_within_impressions": True,
+        "campaigns_have_attributes": True,
     }
     counters = api.counters()["requests"]["acme-retail"]
     assert sum(counters["sync"].values()) == 100

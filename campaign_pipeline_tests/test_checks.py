@@ -10,7 +10,7 @@ from campaign_pipeline.warehouse.writer import PREVIEW_COLUMNS, OffendingCampaig
 
 
 def profile(rows: int = 3, **offending: OffendingCampaigns) -> PartitionProfile:
-    rules = dict.fromkeys(("duplicated", "negative_metrics", "over_clicked"), OffendingCampaigns())
+    rules = dict.fromkeys(("duplicated", "negative_metrics", "over_clicked", "without_attributes"), OffendingCampaigns())
     return PartitionProfile(rows=rows, preview=pd.DataFrame(columns=list(PREVIEW_COLUMNS)), **(rules | offending))
 
 
@@ -34,6 +34,7 @@ def test_a_clean_day_passes_every_check() -> None:
         "campaign_ids_unique": (True, dg.AssetCheckSeverity.ERROR, {"offending_campaigns": 0, "sample": "none"}),
         "metrics_non_negative": (True, dg.AssetCheckSeverity.ERROR, {"offending_campaigns": 0, "sample": "none"}),
         "clicks_within_impressions": (True, dg.AssetCheckSeverity.WARN, {"offending_campaigns": 0, "sample": "none"}),
+        "campaigns_have_attributes": (True, dg.AssetCheckSeverity.ERROR, {"offending_campaigns": 0, "sample": "none"}),
     }
 
 
@@ -44,6 +45,7 @@ def test_each_broken_rule_fails_its_check_with_the_count_and_a_sample() -> None:
             duplicated=OffendingCampaigns(1, ("c_2",)),
             negative_metrics=OffendingCampaigns(7, ("c_1", "c_3")),
             over_clicked=OffendingCampaigns(2, ("c_4", "c_5")),
+            without_attributes=OffendingCampaigns(3, ("c_6", "c_7", "c_8")),
         ),
         platform_total=3,
     )
@@ -56,5 +58,10 @@ def test_each_broken_rule_fails_its_check_with_the_count_and_a_sample() -> None:
             False,
             dg.AssetCheckSeverity.WARN,
             {"offending_campaigns": 2, "sample": "c_4, c_5"},
+        ),
+        "campaigns_have_attributes": (
+            False,
+            dg.AssetCheckSeverity.ERROR,
+            {"offending_campaigns": 3, "sample": "c_6, c_7, c_8"},
         ),
     }

@@ -141,7 +141,13 @@ _PROFILE_COUNTS = """
     SELECT count(*),
            count(*) > count(DISTINCT campaign_id),
            coalesce(bool_or(impressions < 0 OR clicks < 0 OR conversions < 0), false),
-           coalesce(bool_or(clicks > impressions), false)
+           coalesce(bool_or(clicks > impressions), false),
+           EXISTS (
+               SELECT FROM campaign_daily_metrics AS m
+               WHERE m.account_id = %(account_id)s AND m.metrics_date = %(day)s
+                 AND NOT EXISTS (SELECT FROM campaigns AS c
+                                 WHERE c.account_id = m.account_id AND c.campaign_id = m.campaign_id)
+           )
     FROM campaign_daily_metrics WHERE account_id = %(account_id)s AND metrics_date = %(day)s
 """
 _OFFENDING_CAMPAIGNS = {
@@ -163,6 +169,15 @@ _OFFENDING_CAMPAIGNS = {
         SELECT campaign_id, count(*) OVER () FROM (
             SELECT DISTINCT campaign_id FROM campaign_daily_metrics
             WHERE account_id = %(account_id)s AND metrics_date = %(day)s AND clicks > impressions
+        ) AS offending
+        ORDER BY campaign_id LIMIT %(sample)s
+    """,
+    "without_attributes": """
+        SELECT campaign_id, count(*) OVER () FROM (
+            SELECT DISTINCT m.campaign_id FROM campaign_daily_metrics AS m
+            WHERE m.account_id = %(account_id)s AND m.metrics_date = %(day)s
+              AND NOT EXISTS (SELECT FROM campaigns AS c
+                              WHERE c.account_id = m.account_id AND c.campaign_id = m.campaign_id)
         ) AS offending
         ORDER BY campaign_id LIMIT %(sample)s
     """,
@@ -314,6 +329,8 @@ class PartitionProfile:
         duplicated: Campaigns with more than one row.
         negative_metrics: Campaigns with negative impressions, clicks or conversions.
         over_clicked: Campaigns with more clicks than impressions.
+        without_attributes: Campaigns with metric rows but no row in ``campaigns`` (no foreign key
+            enforces it, and the reads join the two tables, so such rows would not be read back).
         preview: The first rows by campaign id, with :data:`PREVIEW_COLUMNS`.
     """
 
@@ -321,6 +338,7 @@ class PartitionProfile:
     duplicated: OffendingCampaigns
     negative_metrics: OffendingCampaigns
     over_clicked: OffendingCampaigns
+    without_attributes: OffendingCampaigns
     preview: pd.DataFrame
 
 

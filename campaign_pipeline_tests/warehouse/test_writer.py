@@ -565,6 +565,7 @@ def test_profile_counts_the_day_and_lists_over_clicked_campaigns_in_id_order(war
     assert profile.over_clicked == OffendingCampaigns(count=3, sample=("campaign_12", "campaign_20"))
     assert profile.duplicated == OffendingCampaigns()
     assert profile.negative_metrics == OffendingCampaigns()
+    assert profile.without_attributes == OffendingCampaigns()
     expected_preview = pd.DataFrame(
         {
             "campaign_id": ["campaign_1", "campaign_10", "campaign_11"],
@@ -583,12 +584,13 @@ def test_profile_of_a_day_never_loaded_is_empty(warehouse: Warehouse) -> None:
 
     profile = warehouse.profile_partition(ACCOUNT, date(2026, 11, 28))
 
-    assert (profile.rows, profile.duplicated, profile.negative_metrics, profile.over_clicked) == (
-        0,
-        OffendingCampaigns(),
-        OffendingCampaigns(),
-        OffendingCampaigns(),
-    )
+    assert (
+        profile.rows,
+        profile.duplicated,
+        profile.negative_metrics,
+        profile.over_clicked,
+        profile.without_attributes,
+    ) == (0, OffendingCampaigns(), OffendingCampaigns(), OffendingCampaigns(), OffendingCampaigns())
     assert profile.preview.empty
     assert list(profile.preview.columns) == list(PREVIEW_COLUMNS)
 
@@ -634,6 +636,24 @@ def test_profile_finds_duplicates_and_negatives_that_a_drifted_schema_let_in(
     assert profile.negative_metrics == OffendingCampaigns(count=2, sample=("campaign_3", "campaign_4"))
     # campaign_3: 30 clicks against -5 impressions.
     assert profile.over_clicked == OffendingCampaigns(count=1, sample=("campaign_3",))
+    # campaign_4's rows came in by hand, without an attributes row.
+    assert profile.without_attributes == OffendingCampaigns(count=1, sample=("campaign_4",))
+
+
+def test_profile_lists_campaigns_whose_attributes_row_is_missing(warehouse: Warehouse, warehouse_url: str) -> None:
+    warehouse.replace_partition(ACCOUNT, DAY, campaigns(1, 2, 3, 4), run_id="run-1")
+    with psycopg.connect(warehouse_url) as connection:
+        connection.execute("DELETE FROM campaigns WHERE campaign_id IN ('campaign_2', 'campaign_3', 'campaign_4')")
+
+    profile = warehouse.profile_partition(ACCOUNT, DAY, sample_size=2)
+
+    assert profile.rows == 4
+    assert profile.without_attributes == OffendingCampaigns(count=3, sample=("campaign_2", "campaign_3"))
+    assert (profile.duplicated, profile.negative_metrics, profile.over_clicked) == (
+        OffendingCampaigns(),
+        OffendingCampaigns(),
+        OffendingCampaigns(),
+    )
 
 
 def test_profile_needs_a_sample_of_at_least_one(warehouse: Warehouse) -> None:
