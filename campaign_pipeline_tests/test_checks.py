@@ -10,7 +10,8 @@ from campaign_pipeline.warehouse.writer import PREVIEW_COLUMNS, OffendingCampaig
 
 
 def profile(rows: int = 3, **offending: OffendingCampaigns) -> PartitionProfile:
-    rules = dict.fromkeys(("duplicated", "negative_metrics", "over_clicked", "without_attributes"), OffendingCampaigns())
+    names = ("duplicated", "negative_metrics", "over_clicked", "without_attributes")
+    rules = dict.fromkeys(names, OffendingCampaigns())
     return PartitionProfile(rows=rows, preview=pd.DataFrame(columns=list(PREVIEW_COLUMNS)), **(rules | offending))
 
 
