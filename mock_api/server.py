@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any, get_args
 
 import uvicorn
@@ -175,11 +177,22 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 class AnnouncingServer(uvicorn.Server):
-    """A uvicorn server that prints its base URL on stdout as soon as it accepts connections."""
+    """A uvicorn server that prints its base URL on stdout as soon as it accepts connections.
+
+    Attributes:
+        url: The base URL printed.
+        stopped_by: The first signal that asked the server to stop, ``None`` until one does.
+    """
 
     def __init__(self, config: uvicorn.Config, url: str) -> None:
         super().__init__(config)
         self.url = url
+        self.stopped_by: signal.Signals | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.stopped_by is None:
+            self.stopped_by = signal.Signals(sig)
+        super().handle_exit(sig, frame)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
@@ -187,8 +200,12 @@ class AnnouncingServer(uvicorn.Server):
             print(self.url, flush=True)
 
 
-def serve(options: ServerOptions) -> None:
-    """Serve the simulator until SIGINT or SIGTERM; hanging requests are cut after a short grace."""
+def serve(options: ServerOptions) -> signal.Signals | None:
+    """Serve the simulator until SIGINT or SIGTERM; hanging requests are cut after a short grace.
+
+    After the graceful shutdown uvicorn raises the stop signal again, which normally ends
+    the process right there; if the process is still alive, the signal is returned.
+    """
     sock = bind_socket(options.host, options.port)
     url = base_url(options.host, sock.getsockname()[1])
     config = uvicorn.Config(
@@ -200,13 +217,36 @@ def serve(options: ServerOptions) -> None:
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
-    AnnouncingServer(config, url).run(sockets=[sock])
+    server = AnnouncingServer(config, url)
+    server.run(sockets=[sock])
+    return server.stopped_by
+
+
+def end_by_signal(sig: signal.Signals) -> int:
+    """End the process by ``sig``'s default action, so that the parent's wait status names it.
+
+    Only reached when uvicorn's own re-raise left the process running (seen about once in
+    hundreds of CI runs as exit status 0). Says on stderr what the signal's handler and mask
+    were, then resets both and raises the signal again; returns ``128 + sig``, the shell's
+    convention, should even that not end the process.
+    """
+    blocked = sig in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    print(
+        f"mock_api: still running after uvicorn re-raised {sig.name} "
+        f"(handler {signal.getsignal(sig)!r}, blocked {blocked}); raising it again",
+        file=sys.stderr,
+        flush=True,
+    )
+    signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+    signal.raise_signal(sig)
+    return 128 + sig
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
-    serve(parse_options(argv))
-    return 0
+    """Run the command line; return the exit status (a stop signal ends the process by it)."""
+    stopped_by = serve(parse_options(argv))
+    return 0 if stopped_by is None else end_by_signal(stopped_by)
 
 
 if __name__ == "__main__":

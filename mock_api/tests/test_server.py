@@ -107,14 +107,37 @@ def test_first_stdout_line_is_the_url_of_a_serving_server_without_operator_endpo
             assert client.get("/__admin/counters").status_code == 404
         started = time.monotonic()
         process.terminate()
-        # uvicorn shuts down gracefully, then re-raises the signal so that the exit status tells why.
+        # uvicorn shuts down gracefully, then re-raises the signal so that the exit status tells why;
+        # should that leave the process running, main() raises it again (see end_by_signal).
         status = process.wait(timeout=10)
-        # Once seen (1 run in many): status 0. Its stderr, shown here, should tell why next time.
         assert status == -signal.SIGTERM, process.stderr.read()
         assert time.monotonic() - started < 5
     finally:
         process.kill()
         process.wait()
+
+
+@pytest.mark.parametrize(
+    ("disarm", "state"),
+    [
+        ("signal.signal(signal.SIGTERM, signal.SIG_IGN)", "handler <Handlers.SIG_IGN: 1>, blocked False"),
+        ("signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])", "handler <Handlers.SIG_DFL: 0>, blocked True"),
+    ],
+    ids=["ignored", "blocked"],
+)
+def test_a_stop_signal_that_left_the_process_running_ends_it_by_that_signal(disarm: str, state: str) -> None:
+    code = (
+        "import signal, sys\n"
+        "from mock_api.server import end_by_signal\n"
+        f"{disarm}\n"
+        "signal.raise_signal(signal.SIGTERM)\n"
+        "sys.exit(end_by_signal(signal.SIGTERM))\n"
+    )
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+
+    assert result.returncode == -signal.SIGTERM
+    assert result.stderr == f"mock_api: still running after uvicorn re-raised SIGTERM ({state}); raising it again\n"
 
 
 def test_restart_keeps_the_url_and_forgets_tokens(api: MockApiServer) -> None:
