@@ -217,6 +217,8 @@ class AdPlatformClient:
         self._partition_deadline_at: float | None = None
         self._partition_lock = threading.Lock()
         self._cancelled = threading.Event()
+        # True while sync_campaigns runs: a token fetch that fails for good then ends the sync at once.
+        self._sync_running = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(account_id={self.account_id!r}, base_url={self.base_url!r})"
@@ -377,23 +379,33 @@ class AdPlatformClient:
         if not campaign_ids:
             return report
         self._cancelled.clear()
+        self._sync_running = True
         workers = min(self.config.sync_workers, len(campaign_ids))
-        with ThreadPoolExecutor(workers, thread_name_prefix=f"sync-{self.account_id}") as pool:
-            futures = {pool.submit(self._sync_one, cid, on_synced): cid for cid in campaign_ids}
-            try:
-                for future in as_completed(futures):
-                    campaign_id = futures[future]
-                    attempts, failure = future.result()
-                    report.attempts[campaign_id] = attempts
-                    if failure is None:
-                        report.synced.append(campaign_id)
-                    else:
-                        report.failed[campaign_id] = failure
-            except BaseException:
-                self._cancelled.set()
-                for future in futures:
-                    future.cancel()
-                raise
+        try:
+            with ThreadPoolExecutor(workers, thread_name_prefix=f"sync-{self.account_id}") as pool:
+                futures = {pool.submit(self._sync_one, cid, on_synced): cid for cid in campaign_ids}
+                try:
+                    for future in as_completed(futures):
+                        campaign_id = futures[future]
+                        try:
+                            attempts, failure = future.result()
+                        except _SyncCancelled:
+                            # A token fetch failed for good; the campaign that fetched raises its error.
+                            continue
+                        report.attempts[campaign_id] = attempts
+                        if failure is None:
+                            report.synced.append(campaign_id)
+                        else:
+                            report.failed[campaign_id] = failure
+                except BaseException:
+                    self._cancelled.set()
+                    for future in futures:
+                        future.cancel()
+                    raise
+        finally:
+            # Every worker has ended (the pool waited for them): the next call starts uncancelled.
+            self._sync_running = False
+            self._cancelled.clear()
         self._log(
             logging.INFO if not report.failed else logging.WARNING,
             f"synced {len(report.synced)} of {len(campaign_ids)} campaigns"
@@ -426,6 +438,22 @@ class AdPlatformClient:
         return call.attempts, None
 
     def _fetch_token(self) -> IssuedToken:
+        """Ask for a new token; :class:`TokenManager` calls this holding its lock.
+
+        A fetch that fails for good during a sync cancels the sync before the
+        lock is released, so that no worker starting a campaign meanwhile asks
+        for a token again before the sync's own thread sees the failure.
+        """
+        try:
+            return self._request_token()
+        except _SyncCancelled:
+            raise
+        except Exception:
+            if self._sync_running:
+                self._cancelled.set()
+            raise
+
+    def _request_token(self) -> IssuedToken:
         call = _Call(
             endpoint=TOKEN_ENDPOINT, description=TOKEN_ENDPOINT, method="POST", path="/auth/token", authenticated=False
         )

@@ -418,11 +418,13 @@ class TestTokens:
         assert api.counters()["tokens_issued"] == 2
         assert refused_requests(api, "sync") == {}
 
+    # One worker goes straight from the failed fetch to the next campaign; eight also wait on the fetch.
+    @pytest.mark.parametrize("workers", [1, 8])
     def test_a_token_endpoint_that_stays_down_ends_the_sync_instead_of_failing_each_campaign(
-        self, api: MockApiServer
+        self, api: MockApiServer, workers: int
     ) -> None:
         api.set_faults({"token_lifetime_seconds": 0.3, "sync_latency_seconds": 0.05})
-        with make_client(api, sync_workers=8, transient_retry=RetryBudget(retries=1, seconds=10)) as client:
+        with make_client(api, sync_workers=workers, transient_retry=RetryBudget(retries=1, seconds=10)) as client:
             client.sync_campaigns(["campaign_1"])
             api.set_faults({"token": {"error_rate": 1.0}})
             time.sleep(0.35)
@@ -430,7 +432,8 @@ class TestTokens:
                 client.sync_campaigns([f"campaign_{n}" for n in range(2, 18)])
 
         assert raised.value.endpoint == "POST /auth/token"
-        # One fetch and its retry; the workers that waited for it took its failure instead of asking again.
+        # One fetch and its retry; the workers that waited for it took its failure, and no campaign
+        # started after it asked again.
         assert server_requests(api, "token") == {"200": 1, "503": 2}
         assert server_requests(api, "sync") == {"200": 1}
 
