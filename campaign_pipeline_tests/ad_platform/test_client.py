@@ -437,6 +437,20 @@ class TestTokens:
         assert server_requests(api, "token") == {"200": 1, "503": 2}
         assert server_requests(api, "sync") == {"200": 1}
 
+    def test_the_client_lists_and_syncs_again_once_the_token_endpoint_is_back(self, api: MockApiServer) -> None:
+        api.set_faults({"token": {"error_rate": 1.0}})
+        with make_client(api, sync_workers=4, transient_retry=RetryBudget(retries=1, seconds=10)) as client:
+            with pytest.raises(RetryBudgetExhausted):
+                client.sync_campaigns([f"campaign_{n}" for n in range(1, 9)])
+            api.set_faults({"token": {"error_rate": 0.0}})
+
+            campaigns = client.fetch_campaigns(DAY)
+            report = client.sync_campaigns(["campaign_1", "campaign_2"])
+
+        assert campaigns == expected_campaigns(ACCOUNT, DAY, seed=SEED)
+        assert sorted(report.synced) == ["campaign_1", "campaign_2"] and report.failed == {}
+        assert server_requests(api, "token") == {"503": 2, "200": 1}
+
     def test_wrong_credentials_end_the_sync_naming_the_account_never_the_secret(self, api: MockApiServer) -> None:
         wrong = AccountCredentials(email="acme-retail@demo.invalid", password="not-the-password-42")
         with make_client(api, login=wrong, sync_workers=8) as client, pytest.raises(AuthenticationError) as raised:
