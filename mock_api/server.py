@@ -225,9 +225,11 @@ def serve(options: ServerOptions) -> signal.Signals | None:
 def end_by_signal(sig: signal.Signals) -> int:
     """End the process by ``sig``'s default action, so that the parent's wait status names it.
 
-    Only reached when uvicorn's own re-raise left the process running (seen about once in
-    hundreds of CI runs as exit status 0). Says on stderr what the signal's handler and mask
-    were, then resets both and raises the signal again; returns ``128 + sig``, the shell's
+    Only reached when uvicorn's own re-raise left the process running: the signal was
+    ignored when the process started (a shell's background job ignores SIGINT), uvicorn
+    handled it all the same and then restored "ignore"; CI also saw exit status 0 after
+    SIGTERM twice, cause not found. Says on stderr what the signal's handler and mask were,
+    then resets both and raises the signal again; returns ``128 + sig``, the shell's
     convention, should even that not end the process.
     """
     blocked = sig in signal.pthread_sigmask(signal.SIG_BLOCK, [])

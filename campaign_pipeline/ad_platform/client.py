@@ -446,8 +446,6 @@ class AdPlatformClient:
         """
         try:
             return self._request_token()
-        except _SyncCancelled:
-            raise
         except Exception:
             if self._sync_running:
                 self._cancelled.set()

@@ -117,19 +117,39 @@ def test_first_stdout_line_is_the_url_of_a_serving_server_without_operator_endpo
         process.wait()
 
 
-@pytest.mark.parametrize(
-    ("disarm", "state"),
-    [
-        ("signal.signal(signal.SIGTERM, signal.SIG_IGN)", "handler <Handlers.SIG_IGN: 1>, blocked False"),
-        ("signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])", "handler <Handlers.SIG_DFL: 0>, blocked True"),
-    ],
-    ids=["ignored", "blocked"],
-)
-def test_a_stop_signal_that_left_the_process_running_ends_it_by_that_signal(disarm: str, state: str) -> None:
+def test_a_server_started_with_sigterm_ignored_still_ends_by_sigterm() -> None:
+    # uvicorn handles SIGTERM anyway, restores "ignore" and re-raises into it: main() must end the process.
+    launch = (
+        "import runpy, signal\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "runpy.run_module('mock_api', run_name='__main__', alter_sys=True)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", launch, "--port", "0", "--profile", "fast"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout.readline().startswith("http://127.0.0.1:")
+        process.terminate()
+        status = process.wait(timeout=10)
+        assert status == -signal.SIGTERM, process.stderr.read()
+        assert process.stderr.read() == (
+            "mock_api: still running after uvicorn re-raised SIGTERM "
+            "(handler <Handlers.SIG_IGN: 1>, blocked False); raising it again\n"
+        )
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_a_stop_signal_left_blocked_is_unblocked_to_end_the_process() -> None:
     code = (
         "import signal, sys\n"
         "from mock_api.server import end_by_signal\n"
-        f"{disarm}\n"
+        "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])\n"
         "signal.raise_signal(signal.SIGTERM)\n"
         "sys.exit(end_by_signal(signal.SIGTERM))\n"
     )
@@ -137,7 +157,10 @@ def test_a_stop_signal_that_left_the_process_running_ends_it_by_that_signal(disa
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
 
     assert result.returncode == -signal.SIGTERM
-    assert result.stderr == f"mock_api: still running after uvicorn re-raised SIGTERM ({state}); raising it again\n"
+    assert result.stderr == (
+        "mock_api: still running after uvicorn re-raised SIGTERM "
+        "(handler <Handlers.SIG_DFL: 0>, blocked True); raising it again\n"
+    )
 
 
 def test_restart_keeps_the_url_and_forgets_tokens(api: MockApiServer) -> None:
