@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -91,14 +93,25 @@ def test_option_arguments_map_keywords_to_flags() -> None:
     assert arguments == ["--rate-limit", "5", "--upstream-quirks", "--no-admin"]
 
 
-def test_first_stdout_line_is_the_url_of_a_serving_server_without_operator_endpoints() -> None:
+@contextlib.contextmanager
+def simulator_process(*launch: str) -> Iterator[subprocess.Popen[str]]:
+    """Start ``python <launch> --port 0 --profile fast`` with piped output; kill it on the way out."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "mock_api", "--port", "0", "--profile", "fast"],
+        [sys.executable, *launch, "--port", "0", "--profile", "fast"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
+        assert process.stdout is not None and process.stderr is not None
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_first_stdout_line_is_the_url_of_a_serving_server_without_operator_endpoints() -> None:
+    with simulator_process("-m", "mock_api") as process:
         assert process.stdout is not None and process.stderr is not None
         url = process.stdout.readline().strip()
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
@@ -112,9 +125,6 @@ def test_first_stdout_line_is_the_url_of_a_serving_server_without_operator_endpo
         status = process.wait(timeout=10)
         assert status == -signal.SIGTERM, process.stderr.read()
         assert time.monotonic() - started < 5
-    finally:
-        process.kill()
-        process.wait()
 
 
 def test_a_server_started_with_sigterm_ignored_still_ends_by_sigterm() -> None:
@@ -124,13 +134,7 @@ def test_a_server_started_with_sigterm_ignored_still_ends_by_sigterm() -> None:
         "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
         "runpy.run_module('mock_api', run_name='__main__', alter_sys=True)\n"
     )
-    process = subprocess.Popen(
-        [sys.executable, "-c", launch, "--port", "0", "--profile", "fast"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with simulator_process("-c", launch) as process:
         assert process.stdout is not None and process.stderr is not None
         assert process.stdout.readline().startswith("http://127.0.0.1:")
         process.terminate()
@@ -140,9 +144,6 @@ def test_a_server_started_with_sigterm_ignored_still_ends_by_sigterm() -> None:
             "mock_api: still running after uvicorn re-raised SIGTERM "
             "(handler <Handlers.SIG_IGN: 1>, blocked False); raising it again\n"
         )
-    finally:
-        process.kill()
-        process.wait()
 
 
 def test_a_stop_signal_left_blocked_is_unblocked_to_end_the_process() -> None:
