@@ -46,7 +46,8 @@ class TransactionRunner:
     sent, nothing was committed and the work is simply run again on a fresh
     connection. Lost during COMMIT, the outcome is unknown: the work is run
     again only if it is idempotent (running it twice leaves the same state as
-    once); otherwise :class:`CommitOutcomeUnknown` is raised.
+    once); otherwise, or when no retry is left, :class:`CommitOutcomeUnknown`
+    is raised.
 
     Args:
         pool: Where connections come from; a broken connection returned to it is discarded.
@@ -79,7 +80,8 @@ class TransactionRunner:
             idempotent: Whether running the work twice leaves the same state as once.
 
         Raises:
-            CommitOutcomeUnknown: The connection was lost during COMMIT of non-idempotent work.
+            CommitOutcomeUnknown: The connection was lost during COMMIT of work that is not
+                idempotent, or of the last retry.
             psycopg.Error: Any other failure, or a lost connection after the last retry.
         """
         attempt = 0
@@ -99,7 +101,7 @@ class TransactionRunner:
                 broken = connection.closed or connection.broken
                 if not is_connection_lost(error, connection_broken=broken):
                     raise
-                if committing and not idempotent:
+                if committing and (not idempotent or attempt >= self._retries):
                     raise CommitOutcomeUnknown(
                         f"The connection was lost while committing {description}; "
                         "it may or may not have been committed."

@@ -9,6 +9,11 @@ when armed, stops forwarding at the first message of the chosen point:
 - ``commit``: the ``COMMIT`` that follows ``MERGE INTO campaign_daily_metrics``
   (the partition's transaction has done all its work and is about to commit).
 
+At ``commit_reply`` (the same ``COMMIT``) it does not freeze: it forwards the
+``COMMIT``, swallows the server's answer, which comes once the transaction has
+committed, and hangs up both sides. The client sees its connection lost during
+COMMIT of a transaction that in fact committed.
+
 A frozen connection forwards nothing more; once the client side closes (the
 worker was killed) the proxy closes the server side, as the network would,
 and PostgreSQL aborts the transaction. No hook in the product is needed.
@@ -82,7 +87,7 @@ class PostgresProxy:
         return urlunsplit(("postgresql", f"{user}@127.0.0.1:{self.port}", parts.path, urlencode(query), ""))
 
     def arm(self, point: str) -> None:
-        """Freeze the next connection that reaches ``point`` (``copy`` or ``commit``)."""
+        """Freeze the next connection that reaches ``point`` (``copy``, ``commit`` or ``commit_reply``)."""
         with self._lock:
             self._armed = point
             self.frozen.clear()
@@ -111,16 +116,20 @@ class PostgresProxy:
                 client.close()
                 continue
             self._sockets += [client, server]
-            threading.Thread(target=self._pump_frontend, args=(client, server), daemon=True).start()
-            threading.Thread(target=self._pump_backend, args=(server, client), daemon=True).start()
+            # Set once the connection's COMMIT went to the server at ``commit_reply``: its answer is dropped.
+            drop_answer = threading.Event()
+            threading.Thread(target=self._pump_frontend, args=(client, server, drop_answer), daemon=True).start()
+            threading.Thread(target=self._pump_backend, args=(server, client, drop_answer), daemon=True).start()
 
-    def _pump_backend(self, server: socket.socket, client: socket.socket) -> None:
+    def _pump_backend(self, server: socket.socket, client: socket.socket, drop_answer: threading.Event) -> None:
         with contextlib.suppress(OSError):
-            while data := server.recv(65536):
+            # The client waits for each answer before sending more, so the first bytes after
+            # the COMMIT are its answer, sent once the transaction committed.
+            while (data := server.recv(65536)) and not drop_answer.is_set():
                 client.sendall(data)
         _hang_up(server, client)
 
-    def _pump_frontend(self, client: socket.socket, server: socket.socket) -> None:
+    def _pump_frontend(self, client: socket.socket, server: socket.socket, drop_answer: threading.Event) -> None:
         reader = _MessageReader(client)
         merged = False
         in_copy = False
@@ -136,9 +145,12 @@ class PostgresProxy:
                 point = None
                 if kind == b"d" and in_copy:
                     point = "copy"
-                elif kind in (b"Q", b"P") and merged and b"COMMIT" in raw:
+                elif merged and _is_commit(kind, raw):
                     point = "commit"
-                if point is not None and self._freeze_here(point):
+                    merged = False
+                if point == "commit" and self._freeze_here("commit_reply"):
+                    drop_answer.set()
+                elif point is not None and self._freeze_here(point):
                     _wait_until_closed(client)
                     break
                 server.sendall(raw)
@@ -193,6 +205,17 @@ class _MessageReader:
         if body is None:
             return None
         return header[:1], header + body
+
+
+def _is_commit(kind: bytes, raw: bytes) -> bool:
+    """Whether the message is a ``COMMIT`` statement (not, say, ``CREATE TEMP TABLE ... ON COMMIT DROP``)."""
+    if kind == b"Q":
+        text = raw[5:]
+    elif kind == b"P":
+        text = raw[5:].split(b"\0", 1)[1]  # after the prepared statement's name
+    else:
+        return False
+    return text.split(b"\0", 1)[0].strip().rstrip(b";").upper() == b"COMMIT"
 
 
 def _hang_up(*sockets: socket.socket) -> None:

@@ -49,7 +49,8 @@ def test_get_warehouse_returns_one_migrated_writer_per_process(warehouse_url: st
     assert WarehouseResource(url=warehouse_url).get_warehouse() is warehouse
     with psycopg.connect(warehouse_url) as connection:
         versions = connection.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
-    assert versions == [("0001_initial_schema",), ("0002_metrics_fillfactor_50",), ("0003_campaigns_fillfactor_50",)]
+    assert versions == [("0001_initial_schema",), ("0002_metrics_fillfactor_50",), ("0003_campaigns_fillfactor_50",),
+                        ("0004_partition_loads",)]
 
 
 def test_inside_a_run_the_url_comes_from_the_environment_and_is_never_shown(

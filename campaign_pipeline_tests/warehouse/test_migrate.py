@@ -21,6 +21,7 @@ WAREHOUSE_TABLES = {
     "campaign_sync_progress",
     "campaign_sync_failures",
     "partition_progress",
+    "partition_loads",
     "schema_migrations",
 }
 

@@ -100,6 +100,16 @@ def test_a_connection_lost_during_commit_is_retried_only_when_idempotent(pool: C
     assert notes(pool) == ["attempt 2"]
 
 
+def test_a_connection_lost_during_the_last_retrys_commit_says_the_outcome_is_unknown(pool: ConnectionPool) -> None:
+    runner = TransactionRunner(pool, retries=1, retry_delay_seconds=0, sleep=lambda _: None)
+    work = Work(pool, kill_on={1, 2}, kill_after_insert=True)
+
+    with pytest.raises(CommitOutcomeUnknown, match="while committing test work; it may or may not"):
+        runner.run(work, description="test work", idempotent=True)
+
+    assert work.attempts == 2
+
+
 def test_a_failing_statement_is_not_retried_and_rolls_back(pool: ConnectionPool) -> None:
     runner = TransactionRunner(pool, retries=2, retry_delay_seconds=0, sleep=lambda _: None)
     attempts = []

@@ -24,6 +24,7 @@ from campaign_pipeline.warehouse.writer import (
     Warehouse,
     account_lock_key,
 )
+from campaign_pipeline_tests.chaos.pgproxy import PostgresProxy
 
 ACCOUNT = "acme-retail"
 DAY = date(2026, 11, 27)
@@ -381,6 +382,73 @@ def test_a_connection_lost_mid_load_reruns_the_whole_load(warehouse_url: str) ->
         pd.testing.assert_frame_equal(warehouse.read_partition(ACCOUNT, DAY), campaigns(2, 3, 4))
 
 
+def loads_recorded(url: str) -> list[tuple]:
+    with psycopg.connect(url) as connection:
+        return connection.execute(
+            "SELECT account_id, metrics_date, run_id, inserted, updated, deleted, unchanged, campaigns_written "
+            "FROM partition_loads ORDER BY loaded_at"
+        ).fetchall()
+
+
+def test_each_load_records_its_counts_and_run(warehouse: Warehouse, warehouse_url: str) -> None:
+    warehouse.replace_partition(ACCOUNT, DAY, campaigns(1, 2, 3), run_id="run-1")
+    warehouse.replace_partition(ACCOUNT, DAY, campaigns(1, 2, 3), run_id="run-2")
+
+    assert loads_recorded(warehouse_url) == [
+        (ACCOUNT, DAY, "run-1", 3, 0, 0, 0, 3),
+        (ACCOUNT, DAY, "run-2", 0, 0, 0, 3, 0),
+    ]
+
+
+def test_a_load_whose_commit_answer_was_lost_reports_what_it_committed(warehouse_url: str) -> None:
+    proxy = PostgresProxy(warehouse_url)
+    try:
+        with Warehouse(proxy.url, max_connections=1, retry_delay_seconds=0) as warehouse:
+            warehouse.migrate()
+            warehouse.replace_partition(ACCOUNT, DAY, campaigns(1, 2), run_id="run-1")
+            proxy.arm("commit_reply")
+
+            result = warehouse.replace_partition(ACCOUNT, DAY, campaigns(2, 3, 4), run_id="run-2")
+
+            assert proxy.frozen.is_set(), "the proxy dropped the answer to the load's COMMIT"
+            # Merged again, the retry would find nothing to do and report 0, 0, 0, 3.
+            assert result == LoadResult(inserted=2, updated=0, deleted=1, unchanged=1, campaigns_written=2)
+            pd.testing.assert_frame_equal(warehouse.read_partition(ACCOUNT, DAY), campaigns(2, 3, 4))
+    finally:
+        proxy.close()
+    assert loads_recorded(warehouse_url) == [
+        (ACCOUNT, DAY, "run-1", 2, 0, 0, 0, 2),
+        (ACCOUNT, DAY, "run-2", 2, 0, 1, 1, 2),
+    ]
+
+
+def test_a_lost_commit_answer_without_retries_left_says_the_outcome_is_unknown(warehouse_url: str) -> None:
+    proxy = PostgresProxy(warehouse_url)
+    try:
+        with Warehouse(proxy.url, max_connections=1, transaction_retries=0) as warehouse:
+            warehouse.migrate()
+            proxy.arm("commit_reply")
+
+            with pytest.raises(PartitionLoadError) as excinfo:
+                warehouse.replace_partition(ACCOUNT, DAY, campaigns(1, 2, 3), run_id="run-1")
+    finally:
+        proxy.close()
+
+    message = str(excinfo.value)
+    assert message.startswith(
+        f"Loading {ACCOUNT} {DAY}: the connection was lost while committing, so the load may or may not "
+        "have been committed (if it was, partition_loads has a row of load_id "
+    ), message
+    assert message.endswith("; loading it again is safe: OperationalError"), message
+    assert excinfo.value.outcome_unknown and excinfo.value.error_class is psycopg.OperationalError
+    load_id = message.split("load_id ")[1].split(")")[0]
+    with psycopg.connect(warehouse_url) as connection:
+        assert connection.execute(
+            "SELECT run_id, inserted FROM partition_loads WHERE load_id = %s", (load_id,)
+        ).fetchall() == [("run-1", 3)]
+        assert connection.execute("SELECT count(*) FROM campaign_daily_metrics").fetchone() == (3,)
+
+
 def test_a_statement_over_the_timeout_is_cancelled_and_not_retried(warehouse_url: str) -> None:
     class SlowWarehouse(Warehouse):
         attempts = 0
@@ -540,6 +608,7 @@ def test_repr_hides_the_password(warehouse_url: str) -> None:
             "0001_initial_schema",
             "0002_metrics_fillfactor_50",
             "0003_campaigns_fillfactor_50",
+            "0004_partition_loads",
         ]
         assert "hunter2" not in repr(warehouse)
         assert "postgres:***@" in repr(warehouse)
