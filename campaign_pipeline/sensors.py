@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -16,10 +17,14 @@ from campaign_pipeline.partitions import ACCOUNT_DIMENSION
 WILL_RETRY_TAG = "dagster/will_retry"
 # Set on a failed run by the daemon when it launches the run's retry.
 AUTO_RETRY_RUN_ID_TAG = "dagster/auto_retry_run_id"
-# Set on a run once an alert about its lost retry went out.
-LOST_RETRY_ALERTED_TAG = "campaign_pipeline/lost_retry_alerted"
+# Our record of a failed run's promised retry: "expected" once final_failure_alert_sensor passed
+# over the failure, then "started" or "lost_alerted". The daemon itself turns dagster/will_retry
+# to "false" when it cannot launch the retry (its code location did not load, say), so that tag
+# cannot tell a lost retry from a final failure.
+RETRY_TAG = "campaign_pipeline/retry"
 # How long the daemon gets to launch a retry before the retry counts as lost.
 LOST_RETRY_GRACE_SECONDS = 600
+LOST_RETRY_RUNS_PER_TICK = 100
 # A tick handles up to 5 failed runs (Dagster's run-status sensor limit) within its 60 s, so an
 # alert gets at most 10.5 s: three tries of at most 3 s, 0.5 s and 1 s apart. A webhook answers in well under 1 s.
 WEBHOOK_TIMEOUT_SECONDS = 3
@@ -62,7 +67,9 @@ def build_final_failure_sensor(webhook_url: str | None) -> dg.SensorDefinition:
     """Return ``final_failure_alert_sensor``: one alert per run that failed for good.
 
     A failed run that Dagster will retry (tag ``dagster/will_retry``) raises no
-    alert; its last retry does. The alert is a JSON log line and, when
+    alert; its last retry does, and ``lost_retry_alert_sensor`` does if the
+    retry never starts (the run is tagged ``campaign_pipeline/retry=expected``
+    for it). The alert is a JSON log line and, when
     ``CAMPAIGN_PIPELINE_ALERT_WEBHOOK_URL`` is set, an HTTP POST of the same JSON
     (see :func:`post_alert`). An alert the webhook does not take fails the tick,
     which the sensor's history in the UI shows; Dagster does not evaluate that
@@ -73,6 +80,7 @@ def build_final_failure_sensor(webhook_url: str | None) -> dg.SensorDefinition:
     def final_failure_alert_sensor(context: dg.RunFailureSensorContext):
         run = context.dagster_run
         if run.tags.get(WILL_RETRY_TAG) == "true":
+            context.instance.add_run_tags(run.run_id, {RETRY_TAG: "expected"})
             return dg.SkipReason(f"Run {run.run_id} failed but will be retried.")
         raise_alert(context, webhook_url, failure_alert(run, context.failure_event.message))
         return None
@@ -80,14 +88,23 @@ def build_final_failure_sensor(webhook_url: str | None) -> dg.SensorDefinition:
     return final_failure_alert_sensor
 
 
-def build_lost_retry_sensor(webhook_url: str | None, *, grace_seconds: float = LOST_RETRY_GRACE_SECONDS):
+def build_lost_retry_sensor(
+    webhook_url: str | None,
+    *,
+    grace_seconds: float = LOST_RETRY_GRACE_SECONDS,
+    runs_per_tick: int = LOST_RETRY_RUNS_PER_TICK,
+    clock: Callable[[], float] = time.time,
+):
     """Return ``lost_retry_alert_sensor``: an alert for a failed run whose promised retry never started.
 
     ``final_failure_alert_sensor`` passes over a failure Dagster says it will
-    retry, and sees each failure once; when the retry is then never launched
-    (the code location did not load when the daemon tried, say), this sensor
-    raises the alert, once per run, ``grace_seconds`` after the run ended. An
-    alert the webhook refuses is tried again at the next tick.
+    retry, tagging the run ``campaign_pipeline/retry=expected``, and sees each
+    failure once; when the retry is then never launched (the code location did
+    not load when the daemon tried, say), this sensor raises the alert, once per
+    run, ``grace_seconds`` after the run ended. An alert the webhook refuses is
+    tried again at the next tick. Runs are looked at oldest first and only
+    while their retry is expected, ``runs_per_tick`` at a time, so many recent
+    failures cannot hide an old one. ``clock`` gives the time (tests pass their own).
     """
 
     @dg.sensor(
@@ -97,18 +114,18 @@ def build_lost_retry_sensor(webhook_url: str | None, *, grace_seconds: float = L
     )
     def lost_retry_alert_sensor(context: dg.SensorEvaluationContext):
         records = context.instance.get_run_records(
-            filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], tags={WILL_RETRY_TAG: "true"}),
-            limit=100,
+            filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], tags={RETRY_TAG: "expected"}),
+            limit=runs_per_tick,
+            ascending=True,
         )
-        now = time.time()
-        lost = [
-            record.dagster_run
-            for record in records
-            if AUTO_RETRY_RUN_ID_TAG not in record.dagster_run.tags
-            and LOST_RETRY_ALERTED_TAG not in record.dagster_run.tags
-            and record.end_time is not None
-            and now - record.end_time >= grace_seconds
-        ]
+        now = clock()
+        lost = []
+        for record in records:
+            run = record.dagster_run
+            if AUTO_RETRY_RUN_ID_TAG in run.tags:
+                context.instance.add_run_tags(run.run_id, {RETRY_TAG: "started"})
+            elif record.end_time is not None and now - record.end_time >= grace_seconds:
+                lost.append(run)
         if not lost:
             return dg.SkipReason("No failed run is waiting for a retry that never started.")
         for run in lost:
@@ -118,7 +135,7 @@ def build_lost_retry_sensor(webhook_url: str | None, *, grace_seconds: float = L
                 webhook_url,
                 failure_alert(run, f"Dagster marked the run for a retry that did not start within {minutes:g} min"),
             )
-            context.instance.add_run_tags(run.run_id, {LOST_RETRY_ALERTED_TAG: "true"})
+            context.instance.add_run_tags(run.run_id, {RETRY_TAG: "lost_alerted"})
         return dg.SkipReason(f"Alerted about {len(lost)} run(s) whose retry never started.")
 
     return lost_retry_alert_sensor

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -123,12 +124,15 @@ def test_final_failure_posts_one_alert(webhook_receiver):
     assert alert["run_id"] == context.dagster_run.run_id
 
 
-def test_failure_that_will_be_retried_raises_no_alert(webhook_receiver):
+def test_failure_that_will_be_retried_raises_no_alert_and_is_marked_as_expecting_its_retry(webhook_receiver):
     sensor = build_final_failure_sensor(webhook_receiver.url)
     with dg.instance_for_test() as instance:
-        result = sensor(_failure_context(instance, {"dagster/will_retry": "true"}))
+        context = _failure_context(instance, {"dagster/will_retry": "true"})
+        result = sensor(context)
+        tags = instance.get_run_by_id(context.dagster_run.run_id).tags
     assert webhook_receiver.received == []
-    assert "will be retried" in result.skip_message
+    assert result.skip_message == f"Run {context.dagster_run.run_id} failed but will be retried."
+    assert tags["campaign_pipeline/retry"] == "expected"
 
 
 def test_an_alert_the_webhook_refuses_for_a_while_is_posted_again_until_taken(webhook_receiver):
@@ -186,26 +190,61 @@ def test_an_alert_takes_at_most_a_fifth_of_a_sensor_tick():
 
 
 def _failed_run_marked_for_retry(instance, **tags) -> dg.DagsterRun:
-    result = broken_job.execute_in_process(
-        instance=instance, raise_on_error=False, tags={"dagster/will_retry": "true", **tags}
-    )
-    return instance.get_run_by_id(result.run_id)
+    """A failed run Dagster promised to retry, passed over by ``final_failure_alert_sensor``."""
+    context = _failure_context(instance, {"dagster/will_retry": "true", **tags})
+    build_final_failure_sensor(None)(context)
+    return instance.get_run_by_id(context.dagster_run.run_id)
 
 
 def test_a_retry_that_never_started_raises_one_alert(webhook_receiver):
     sensor = build_lost_retry_sensor(webhook_receiver.url, grace_seconds=0)
     with dg.instance_for_test() as instance:
         lost = _failed_run_marked_for_retry(instance, **{"dagster/partition/account": "acme"})
-        _failed_run_marked_for_retry(instance, **{"dagster/auto_retry_run_id": "the-retry"})
+        retried = _failed_run_marked_for_retry(instance)
+        instance.add_run_tags(retried.run_id, {"dagster/auto_retry_run_id": "the-retry"})
 
         first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
         second = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
 
-        assert instance.get_run_by_id(lost.run_id).tags["campaign_pipeline/lost_retry_alerted"] == "true"
+        assert instance.get_run_by_id(lost.run_id).tags["campaign_pipeline/retry"] == "lost_alerted"
+        assert instance.get_run_by_id(retried.run_id).tags["campaign_pipeline/retry"] == "started"
     assert [(alert["run_id"], alert["account"]) for alert in webhook_receiver.received] == [(lost.run_id, "acme")]
     assert webhook_receiver.received[0]["message"] == (
         "Dagster marked the run for a retry that did not start within 0 min"
     )
+    assert first.skip_message == "Alerted about 1 run(s) whose retry never started."
+    assert second.skip_message == "No failed run is waiting for a retry that never started."
+
+
+def test_a_retry_the_daemon_failed_to_launch_raises_the_alert(webhook_receiver):
+    # When the run's code location does not load, the daemon gives the retry up and turns
+    # dagster/will_retry to "false"; final_failure_alert_sensor has seen the failure already.
+    sensor = build_lost_retry_sensor(webhook_receiver.url, grace_seconds=0)
+    with dg.instance_for_test() as instance:
+        lost = _failed_run_marked_for_retry(instance)
+        instance.add_run_tags(lost.run_id, {"dagster/will_retry": "false"})
+
+        result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+
+    assert result.skip_message == "Alerted about 1 run(s) whose retry never started."
+    assert [alert["run_id"] for alert in webhook_receiver.received] == [lost.run_id]
+
+
+def test_lost_retries_are_found_oldest_first_past_newer_failures(webhook_receiver):
+    # Ten minutes later as far as the sensor can tell: every run's grace is over.
+    sensor = build_lost_retry_sensor(
+        webhook_receiver.url, grace_seconds=600, runs_per_tick=2, clock=lambda: time.time() + 601
+    )
+    with dg.instance_for_test() as instance:
+        oldest = _failed_run_marked_for_retry(instance)
+        newer = [_failed_run_marked_for_retry(instance) for _ in range(2)]
+        for run in newer:
+            instance.add_run_tags(run.run_id, {"dagster/auto_retry_run_id": f"retry-of-{run.run_id}"})
+
+        first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+        second = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+
+    assert [alert["run_id"] for alert in webhook_receiver.received] == [oldest.run_id]
     assert first.skip_message == "Alerted about 1 run(s) whose retry never started."
     assert second.skip_message == "No failed run is waiting for a retry that never started."
 
