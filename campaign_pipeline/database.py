@@ -27,6 +27,7 @@ from campaign_pipeline.settings import (
     DAGSTER_STORAGE_URL,
     WAREHOUSE_URL,
     Settings,
+    libpq_url,
     patched_environ,
     redact_message,
     redact_url,
@@ -181,11 +182,6 @@ def with_database(url: str, name: str) -> str:
     """Return ``url`` pointing at database ``name`` instead of its own."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + name))
-
-
-def libpq_url(url: str) -> str:
-    """Return ``url`` with a plain ``postgresql://`` scheme, as psycopg 3 wants it."""
-    return re.sub(r"^postgres(ql)?(\+psycopg2?)?://", "postgresql://", url)
 
 
 def sqlalchemy_psycopg2_url(url: str) -> str:

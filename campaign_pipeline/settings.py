@@ -219,22 +219,32 @@ def _postgres_url(env: Mapping[str, str], name: str) -> str | None:
     raw = _text(env, name)
     if raw is None:
         return None
-    if not re.match(r"postgres(ql)?(\+psycopg2?)?://", raw):
+    if not _POSTGRES_SCHEME.match(raw):
         raise SettingsError(
             f"{name} must be a PostgreSQL URL such as postgresql://user:password@host:5432/dbname, "
             f"not {redact_url(raw)!r}."
         )
-    problem = postgres_url_problem(raw)
+    problem = postgres_url_problem(libpq_url(raw))
     if problem is not None:
         raise SettingsError(f"{name} is not a URL libpq can read ({redact_url(raw)}): {problem}.")
     return raw
 
 
+# SQLAlchemy's spellings (postgresql+psycopg2://) are taken too; libpq reads only the plain one.
+_POSTGRES_SCHEME = re.compile(r"^postgres(ql)?(\+psycopg2?)?://")
+
+
+def libpq_url(url: str) -> str:
+    """Return ``url`` with a plain ``postgresql://`` scheme, as libpq and psycopg 3 want it."""
+    return _POSTGRES_SCHEME.sub("postgresql://", url)
+
+
 def redact_url(url: str) -> str:
     """Return ``url`` with its passwords replaced by ``***``, safe to print.
 
-    A password can be given as ``user:password@`` or as a ``password=`` query
-    parameter. The first is taken to run to the URL's last ``@``, so that one
+    A password can be given as ``user:password@`` or as a ``password=`` (or
+    ``sslpassword=``) query parameter, whose name libpq also reads
+    percent-encoded. The first is taken to run to the URL's last ``@``, so that one
     with an unescaped ``/``, ``?`` or ``@`` is hidden whole: when in doubt, more
     is hidden, never less.
     """
@@ -277,9 +287,17 @@ def _passwords(url: str) -> set[str]:
     return raw | {unquote(secret) for secret in raw}
 
 
+_SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+
+
 def _password_spans(url: str) -> list[tuple[int, int]]:
     """Where in ``url`` passwords stand, as sorted ``(start, end)`` ranges that do not overlap."""
-    spans = [match.span(1) for match in re.finditer(r"[?&]password=([^&#]*)", url, re.IGNORECASE)]
+    # libpq percent-decodes a parameter's name too (pass%77ord is password).
+    spans = [
+        match.span(2)
+        for match in re.finditer(r"[?&]([^=&#]*)=([^&#]*)", url)
+        if unquote(match.group(1)).lower() in _SECRET_PARAMETERS
+    ]
     authority = url.find("://") + 3
     last_at = url.rfind("@")
     colon = url.find(":", authority)

@@ -5,6 +5,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from campaign_pipeline.ad_platform.config import ClientConfig
 from campaign_pipeline.settings import Settings, SettingsError, patched_environ, redact_message, redact_url
@@ -172,6 +173,23 @@ def test_redact_url_hides_a_password_however_it_is_given():
     assert redact_url("postgresql://app:pa/ss@word@db/wh") == "postgresql://app:***@db/wh"
     # An "@" past the authority might end a password: more is hidden, never less.
     assert redact_url("postgresql://db:5432/wh?application_name=a@b") == "postgresql://db:***@b"
+    # libpq decodes a parameter's name as well as its value, and a client key's passphrase is a secret too.
+    assert conninfo_to_dict("postgresql://app@db/wh?pass%77ord=s3cret")["password"] == "s3cret"
+    assert redact_url("postgresql://app@db/wh?pass%77ord=s3cret&PASSWORD=other") == (
+        "postgresql://app@db/wh?pass%77ord=***&PASSWORD=***"
+    )
+    assert redact_url("postgresql://app@db/wh?sslkey=/k&sslpassword=phrase") == (
+        "postgresql://app@db/wh?sslkey=/k&sslpassword=***"
+    )
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql+psycopg2", "postgresql+psycopg"])
+def test_sqlalchemy_spellings_of_a_postgres_url_are_accepted_as_they_are(scheme):
+    url = f"{scheme}://dagster:s3cret@db:5432/dagster"
+
+    settings = Settings.from_env({"CAMPAIGN_PIPELINE_DAGSTER_STORAGE_URL": url, "CAMPAIGN_PIPELINE_WAREHOUSE_URL": url})
+
+    assert (settings.dagster_storage_url, settings.warehouse_url) == (url, url)
 
 
 def test_redact_message_removes_every_form_of_the_password():
